@@ -1,0 +1,50 @@
+# revleak — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Never let the repository root shadow the installed package layout (see pyproject.toml).
+export PYTHONSAFEPATH := 1
+
+SOURCES := pyproject.toml $(shell find revleak connectors dataflows loadtest slos data -type f -not -path '*/__pycache__/*' 2>/dev/null)
+
+.PHONY: demo test check lint typecheck unit bench data clean
+
+demo: $(VENV)/.installed
+	$(BIN)/revleak demo
+
+test: $(VENV)/.installed-dev check
+	$(BIN)/pytest
+
+check: lint typecheck
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+# Benchmarks write docs/BENCHMARKS.md (machine, date, numbers).
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m revleak.loadtest.bench
+
+# Regenerate the bundled demo data (a test checks the committed files match).
+data: $(VENV)/.installed
+	$(BIN)/python -m revleak.loadtest.nakatomi data
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "revleak needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The install is "strict" editable: a tree of links that static tools (mypy) can follow;
+# it is rebuilt whenever a source file is added or changed.
+$(VENV)/.installed: $(VENV)/bin/python $(SOURCES)
+	$(BIN)/pip install --quiet -e . --config-settings editable_mode=strict
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Bytes ↔ domain events (generic JSON, funnel CSV), dead letters, and metrics export."""

@@ -1,0 +1,1 @@
+"""Bytewax dataflows: the engine's stages wired as keyed steps, with their sources and sinks."""

@@ -1,0 +1,1 @@
+"""Scenario generators (the Nakatomi story, benchmark streams) and the benchmark harness."""

@@ -1,0 +1,96 @@
+"""``revleak replay``: run the CRM flow over event files and write the alert log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
+
+from revleak.cli.report import render_summary
+from revleak.slo.loader import SloFileError, load_catalog
+from revleak.timefmt import parse_duration
+
+
+def replay_command(
+    events: Annotated[
+        list[Path],
+        typer.Option(
+            "--events",
+            help="Event file; repeat for several partitions",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    alerts_out: Annotated[Path, typer.Option("--alerts-out", help="Alert log (JSON lines)")],
+    slos: Annotated[Path, typer.Option("--slos", help="SLO file", exists=True, dir_okay=False)],
+    input_format: Annotated[
+        str, typer.Option("--format", help="generic (JSON lines) or csv (funnel snapshot)")
+    ] = "generic",
+    metrics_out: Annotated[
+        Path | None, typer.Option("--metrics-out", help="Prometheus text exposition at the end")
+    ] = None,
+    dlq_out: Annotated[
+        Path | None, typer.Option("--dlq-out", help="Dead letters (JSON lines)")
+    ] = None,
+    timeline_out: Annotated[
+        Path | None, typer.Option("--timeline-out", help="Incident timeline (JSON lines)")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Bytewax workers")] = 1,
+    shards: Annotated[
+        int, typer.Option("--shards", min=1, help="Record and domain shards (bounds parallelism)")
+    ] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 2000,
+    allowed_lateness: Annotated[
+        str,
+        typer.Option(
+            "--allowed-lateness",
+            help="How far behind the newest event time an event may arrive before it is late",
+        ),
+    ] = "60s",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+) -> None:
+    """Replay CRM change events through the dataflow (event time, to the end of input)."""
+    from revleak.dataflows.replay import InputFormat, replay
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        fmt = InputFormat(input_format)
+    except ValueError:
+        raise typer.BadParameter("--format is generic or csv") from None
+    try:
+        catalog = load_catalog(slos)
+        lateness = parse_duration(allowed_lateness)
+    except SloFileError as error:
+        console.print(str(error), highlight=False)
+        raise typer.Exit(code=1) from None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    total = sum(path.stat().st_size for path in events)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replaying", total=total)
+        report = replay(
+            catalog=catalog,
+            events=events,
+            input_format=fmt,
+            alerts_out=alerts_out,
+            metrics_out=metrics_out,
+            dlq_out=dlq_out,
+            timeline_out=timeline_out,
+            workers=workers,
+            shards=shards,
+            batch_size=batch_size,
+            allowed_lateness_ms=lateness,
+            progress=lambda read: bar.advance(task, read),
+        )
+    render_summary(report, Console(), catalog.names)

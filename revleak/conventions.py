@@ -1,0 +1,31 @@
+"""Every metric name and label revleak exports (SEMANTICS.md §5), in one place."""
+
+from __future__ import annotations
+
+# Counters (prometheus_client adds the ``_total`` suffix on exposition).
+SLI_EVENTS = "revleak_sli_events"
+SLI_WEIGHT_USD = "revleak_sli_weight_usd"
+EVENTS = "revleak_events"
+LATE_EVENTS = "revleak_late_events"
+DEAD_LETTERS = "revleak_dead_letter"
+
+# Gauges read from the latest snapshot at scrape time.
+BURN_RATE = "revleak_slo_burn_rate"
+ERROR_BUDGET_REMAINING = "revleak_slo_error_budget_remaining_ratio"
+REVENUE_AT_RISK = "revleak_revenue_at_risk_usd"
+BUDGET_CONSUMPTION = "revleak_budget_consumption_ratio"
+PAGING_STATE = "revleak_paging_state"
+INCIDENT_SEVERITY = "revleak_incident_severity"
+ALERTS_FIRING = "revleak_alerts_firing"
+WATERMARK_LAG = "revleak_watermark_lag_seconds"
+
+SLO = "slo"
+OUTCOME = "outcome"
+KIND = "kind"
+WINDOW = "window"
+SEVERITY = "severity"
+SOURCE = "source"
+REASON = "reason"
+
+GOOD = "good"
+BAD = "bad"

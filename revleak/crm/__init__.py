@@ -1,0 +1,1 @@
+"""The CRM model: change events, record state machines, leak rules, impact, duplicates."""

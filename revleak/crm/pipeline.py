@@ -1,0 +1,391 @@
+"""The CRM flow as stages that exchange :class:`~revleak.ordering.Tick` messages.
+
+::
+
+    input partition p ──> Sequencer[p] ──> Records[shard] ──> SLO[lead_response|deal_velocity|
+                          (lateness,       (record state,   │      next_step_hygiene]
+                           watermark)       deadlines)      └─> Domains[shard] ──> SLO[data_quality]
+                                                                                      │
+                                          Incident (one) <────────────────────────────┘
+                                          (ordered alert log, consumption, severity, timeline)
+
+Every stage is keyed (a shard, an SLO, the one incident) and pure: it turns the
+ticks it receives into the ticks it sends. The Bytewax flow in
+:mod:`revleak.dataflows.crm` runs each stage as one keyed step; tests run the
+same stages in-process with any delivery order. Because each stage releases
+its inputs in event-time order only once every upstream watermark has passed
+them, the outputs are the same for any number of workers and any batch size.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from revleak.crm import domains
+from revleak.crm.events import ChangeEvent
+from revleak.crm.quality import DuplicateVerdict, Half, QualityCheck, assess
+from revleak.crm.records import RecordShard
+from revleak.deadletter import DeadLetter
+from revleak.observe import NullObserver, Observer
+from revleak.ordering import NEVER, OrderedMerge, Tick, TickWriter
+from revleak.sli import LeakChange, SliEvent
+from revleak.slo.alerts import AlertTransition
+from revleak.slo.catalog import Indicator, SloCatalog
+from revleak.slo.evaluator import SloEvaluator
+from revleak.slo.incident import IncidentItem, IncidentTracker, TimelineEntry
+from revleak.timefmt import END_OF_TIME_MS, format_timestamp
+
+T = TypeVar("T")
+
+INPUT = "input"
+RECORDS = "records"
+DOMAINS = "domains"
+SLO = "slo"
+INCIDENT = "incident"
+ALERTS = "out:alerts"
+TIMELINE = "out:timeline"
+DEAD_LETTERS = "out:dead_letters"
+
+
+def stable_shard(key: str, shards: int) -> int:
+    """A shard that does not depend on the process (unlike ``hash``)."""
+    return zlib.crc32(key.encode("utf-8")) % shards
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    catalog: SloCatalog
+    partitions: int = 1
+    shards: int = 8
+    allowed_lateness_ms: int = 60_000
+    source: str = "crm"
+
+    def record_key(self, event: ChangeEvent) -> str:
+        return f"{RECORDS}/{stable_shard(event.object.value + ':' + event.record_id, self.shards)}"
+
+    def domain_key(self, routing_key: str) -> str:
+        return f"{DOMAINS}/{stable_shard(routing_key, self.shards)}"
+
+    @property
+    def record_keys(self) -> list[str]:
+        return [f"{RECORDS}/{shard}" for shard in range(self.shards)]
+
+    @property
+    def domain_keys(self) -> list[str]:
+        """Partitions of the duplicate index; none when no SLO checks data quality."""
+        if self.quality_slo is None:
+            return []
+        return [f"{DOMAINS}/{shard}" for shard in range(self.shards)]
+
+    @property
+    def quality_slo(self) -> str | None:
+        slo = self.catalog.for_indicator(Indicator.DATA_QUALITY)
+        return slo.name if slo is not None else None
+
+    @property
+    def timed_slo_keys(self) -> list[str]:
+        return [
+            f"{SLO}/{slo.name}"
+            for slo in self.catalog.slos
+            if slo.indicator is not Indicator.DATA_QUALITY
+        ]
+
+    @property
+    def slo_keys(self) -> list[str]:
+        return [f"{SLO}/{slo.name}" for slo in self.catalog.slos]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """What the decoder made of one batch of one input partition, in input order."""
+
+    partition: int
+    items: tuple[tuple[ChangeEvent, bytes] | DeadLetter, ...]
+    end: bool = False
+    line_numbered: bool = True  # event offsets are line numbers (files), not topic offsets
+
+
+Sent = tuple[Hashable, Any]  # (destination key, Tick or output record)
+
+
+class Stage:
+    """A keyed stage. Its state pickles (for recovery) without the observer, which a
+    restored stage gets back through :meth:`attach`."""
+
+    _observer: Observer = NullObserver()
+
+    def attach(self, observer: Observer) -> None:
+        self._observer = observer
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_observer", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+class Sequencer(Stage):
+    """Lateness and watermark of one input partition (SEMANTICS.md §1).
+
+    ``W = max event time seen − allowed lateness``; an event older than W is late
+    and dead-lettered. Judging lateness per partition, in input order, makes the
+    decision independent of how fast other partitions are read.
+    """
+
+    def __init__(self, config: FlowConfig, partition: int, observer: Observer) -> None:
+        self._config = config
+        self._partition = partition
+        self._observer = observer
+        self._max_time = NEVER
+        self._watermark = NEVER
+        self._writer: TickWriter[ChangeEvent] = TickWriter(f"p{partition}", config.record_keys)
+
+    def receive(self, batch: DecodedBatch) -> list[Sent]:
+        config, source = self._config, self._config.source
+        by_shard: dict[Hashable, list[ChangeEvent]] = defaultdict(list)
+        sent: list[Sent] = []
+        accepted = 0
+        for item in batch.items:
+            if isinstance(item, DeadLetter):
+                sent.append((DEAD_LETTERS, item))
+                self._observer.dead_letter(source, item.reason)
+                continue
+            event, raw = item
+            if event.ts < self._watermark:
+                late = DeadLetter.of(
+                    source=source,
+                    reason="late",
+                    detail=f"event time {format_timestamp(event.ts)} is behind the watermark "
+                    f"{format_timestamp(self._watermark)}",
+                    partition=event.partition,
+                    raw=raw,
+                    event_time=format_timestamp(event.ts),
+                    **({"line": event.offset} if batch.line_numbered else {"offset": event.offset}),
+                )
+                sent.append((DEAD_LETTERS, late))
+                self._observer.dead_letter(source, "late")
+                self._observer.events(source, "late", 1)
+                continue
+            accepted += 1
+            by_shard[config.record_key(event)].append(event)
+            if event.ts > self._max_time:
+                self._max_time = event.ts
+                self._watermark = event.ts - config.allowed_lateness_ms
+        dead = sum(1 for item in batch.items if isinstance(item, DeadLetter))
+        if dead:
+            self._observer.events(source, "dead_letter", dead)
+        if accepted:
+            self._observer.events(source, "accepted", accepted)
+        if self._max_time != NEVER:
+            self._observer.watermark_lag(source, self._partition, self._max_time - self._watermark)
+        watermark = END_OF_TIME_MS if batch.end else self._watermark
+        return sent + self._writer.write(watermark, by_shard)
+
+
+class _MergingStage(Stage, Generic[T]):
+    def __init__(self, senders: Sequence[str], merge: OrderedMerge[T]) -> None:
+        self._senders = senders
+        self._merge = merge
+
+    def receive(self, tick: Tick[T]) -> list[Sent]:
+        self._merge.receive(tick)
+        released = self._merge.release()
+        if released is None:
+            return []
+        items, watermark = released
+        return self._advance(items, watermark)
+
+    def _advance(self, items: list[T], watermark: int) -> list[Sent]:
+        raise NotImplementedError
+
+
+class RecordStage(_MergingStage[ChangeEvent]):
+    def __init__(self, config: FlowConfig, key: str) -> None:
+        senders = [f"p{partition}" for partition in range(config.partitions)]
+        super().__init__(
+            senders,
+            OrderedMerge(senders, time_of=_event_time, order_of=_event_order),
+        )
+        self._config = config
+        self._shard = RecordShard(config.catalog)
+        self._writer: TickWriter[Any] = TickWriter(
+            key, [*config.domain_keys, *config.timed_slo_keys]
+        )
+
+    def _advance(self, items: list[ChangeEvent], watermark: int) -> list[Sent]:
+        output = self._shard.advance(items, watermark)
+        by_destination: dict[Hashable, list[Any]] = defaultdict(list)
+        for event in output.sli_events:
+            by_destination[f"{SLO}/{event.slo}"].append(event)
+        for leak in output.leaks:
+            by_destination[f"{SLO}/{leak.slo}"].append(leak)
+        for check in output.checks:
+            for routing_key, half in domains.routes(check):
+                by_destination[self._config.domain_key(routing_key)].append((check, half))
+        return self._writer.write(watermark, by_destination)
+
+
+class DomainStage(_MergingStage[tuple[QualityCheck, Half]]):
+    def __init__(self, config: FlowConfig, key: str) -> None:
+        senders = config.record_keys
+        super().__init__(
+            senders,
+            OrderedMerge(senders, time_of=_request_time, order_of=_request_order),
+        )
+        self._index = domains.DomainIndex()
+        slo = config.quality_slo
+        assert slo is not None
+        self._destination = f"{SLO}/{slo}"
+        self._writer: TickWriter[DuplicateVerdict] = TickWriter(key, [self._destination])
+
+    def _advance(self, items: list[tuple[QualityCheck, Half]], watermark: int) -> list[Sent]:
+        verdicts = self._index.advance(items)
+        return self._writer.write(watermark, {self._destination: verdicts} if verdicts else {})
+
+
+class SloStage(_MergingStage[Any]):
+    """One SLO: windows, burn rates and alerts; data_quality first settles its checks."""
+
+    def __init__(self, config: FlowConfig, key: str, observer: Observer) -> None:
+        name = key.removeprefix(f"{SLO}/")
+        slo = config.catalog.by_name(name)
+        self._quality = slo.indicator is Indicator.DATA_QUALITY
+        senders = config.domain_keys if self._quality else config.record_keys
+        # Within one time, only a domain change's two halves need a fixed order; everything
+        # else commutes, and a stable sort keeps each sender's own order.
+        order = _item_order if self._quality else _item_time
+        super().__init__(senders, OrderedMerge(senders, time_of=_item_time, order_of=order))
+        self._slo = slo
+        self._observer = observer
+        budget = config.catalog.budget_usd(slo) if slo.is_revenue else None
+        self._evaluator = SloEvaluator(slo, budget)
+        self._writer: TickWriter[IncidentItem] = TickWriter(key, [INCIDENT])
+
+    def _advance(self, items: list[Any], watermark: int) -> list[Sent]:
+        inputs = self._settle_quality(items) if self._quality else items
+        output = self._evaluator.advance(inputs, watermark)
+        events = [item for item in inputs if isinstance(item, SliEvent)]
+        if events:
+            bad = [event for event in events if not event.good]
+            self._observer.sli_events(
+                self._slo.name,
+                good=len(events) - len(bad),
+                bad=len(bad),
+                good_usd=sum(event.weight_usd for event in events if event.good),
+                bad_usd=sum(event.weight_usd for event in bad),
+            )
+        self._observer.slo_snapshot(self._evaluator.snapshot())
+        outgoing: list[IncidentItem] = [*output.leaks, *output.budget_updates, *output.transitions]
+        return self._writer.write(watermark, {INCIDENT: outgoing} if outgoing else {})
+
+    def _settle_quality(self, verdicts: list[DuplicateVerdict]) -> list[SliEvent | LeakChange]:
+        settled: list[SliEvent | LeakChange] = []
+        leaving: DuplicateVerdict | None = None
+        for verdict in verdicts:
+            if verdict.half is Half.LEAVE:
+                leaving = verdict
+                continue
+            duplicate_before = verdict.duplicate_before
+            if verdict.half is Half.JOIN:
+                if leaving is None or leaving.check.order != verdict.check.order:
+                    raise AssertionError("a change of domain arrived without its leaving half")
+                duplicate_before = leaving.duplicate_before
+                leaving = None
+            events, leaks = assess(
+                verdict.check,
+                duplicate_before=duplicate_before,
+                duplicate_after=verdict.duplicate_after,
+                slo=self._slo,
+            )
+            settled.extend(leaks)
+            settled.extend(events)
+        return settled
+
+
+class IncidentStage(_MergingStage[IncidentItem]):
+    def __init__(self, config: FlowConfig, observer: Observer) -> None:
+        senders = config.slo_keys
+        super().__init__(senders, OrderedMerge(senders, time_of=_item_time, order_of=_item_order))
+        self._tracker = IncidentTracker(config.catalog)
+        self._observer = observer
+
+    def _advance(self, items: list[IncidentItem], watermark: int) -> list[Sent]:
+        output = self._tracker.advance(items)
+        self._observer.incident_snapshot(self._tracker.snapshot(detail=watermark >= END_OF_TIME_MS))
+        sent: list[Sent] = [(ALERTS, transition) for transition in output.alerts]
+        sent.extend((TIMELINE, entry) for entry in output.timeline)
+        return sent
+
+
+@dataclass(slots=True)
+class FlowOutputs:
+    """Everything a flow run produced, in the order it was produced."""
+
+    alerts: list[AlertTransition] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def collect(self, destination: Hashable, item: Any) -> None:
+        if destination == ALERTS:
+            self.alerts.append(item)
+        elif destination == TIMELINE:
+            self.timeline.append(item)
+        elif destination == DEAD_LETTERS:
+            self.dead_letters.append(item)
+        else:
+            raise ValueError(f"not an output: {destination!r}")
+
+
+def build_stage(config: FlowConfig, key: str, observer: Observer | None = None) -> Any:
+    """The stage that owns ``key``."""
+    observer = observer or NullObserver()
+    if key.startswith(f"{INPUT}/"):
+        return Sequencer(config, int(key.removeprefix(f"{INPUT}/")), observer)
+    if key.startswith(f"{RECORDS}/"):
+        return RecordStage(config, key)
+    if key.startswith(f"{DOMAINS}/"):
+        return DomainStage(config, key)
+    if key.startswith(f"{SLO}/"):
+        return SloStage(config, key, observer)
+    if key == INCIDENT:
+        return IncidentStage(config, observer)
+    raise ValueError(f"no stage owns {key!r}")
+
+
+def input_key(partition: int) -> str:
+    return f"{INPUT}/{partition}"
+
+
+def is_output(destination: Hashable) -> bool:
+    return isinstance(destination, str) and destination.startswith("out:")
+
+
+def _event_time(event: ChangeEvent) -> int:
+    return event.ts
+
+
+def _event_order(event: ChangeEvent) -> tuple[int, int, int]:
+    return (event.ts, event.partition, event.offset)
+
+
+def _request_time(request: tuple[QualityCheck, Half]) -> int:
+    return request[0].time
+
+
+def _request_order(request: tuple[QualityCheck, Half]) -> tuple[int, int, int, int]:
+    check, half = request
+    return (check.time, check.partition, check.offset, 0 if half is Half.LEAVE else 1)
+
+
+def _item_time(item: Any) -> int:
+    return int(item.time)
+
+
+def _item_order(item: Any) -> Any:
+    return item.order

@@ -1,0 +1,130 @@
+"""Event-time order across parallel senders.
+
+Each stage of a flow receives :class:`Tick` messages from a fixed set of
+upstream senders. A tick carries the items a sender produced and the sender's
+watermark: a promise that it will never again send an item with an earlier
+time. :class:`OrderedMerge` keeps the items until *every* sender's watermark
+has passed them and then releases them sorted by their order key, so what a
+stage computes depends only on its inputs, never on which worker delivered
+what first. Sequence numbers make it independent of delivery order too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from revleak.timefmt import END_OF_TIME_MS
+
+T = TypeVar("T")
+NEVER = -(1 << 62)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick(Generic[T]):
+    sender: str
+    seq: int
+    watermark: int
+    items: tuple[T, ...] = ()
+
+
+class OrderViolationError(RuntimeError):
+    """An item arrived behind the watermark: an upstream stage broke its promise."""
+
+
+class OrderedMerge(Generic[T]):
+    def __init__(
+        self,
+        senders: Iterable[str],
+        *,
+        time_of: Callable[[T], int],
+        order_of: Callable[[T], Any],
+    ) -> None:
+        self._senders = frozenset(senders)
+        if not self._senders:
+            raise ValueError("an ordered merge needs at least one sender")
+        self._time_of = time_of
+        self._order_of = order_of
+        self._marks: dict[str, int] = dict.fromkeys(self._senders, NEVER)
+        self._next_seq: dict[str, int] = dict.fromkeys(self._senders, 0)
+        self._early: dict[tuple[str, int], Tick[T]] = {}
+        self._pending: list[T] = []
+        self.watermark = NEVER
+
+    @property
+    def finished(self) -> bool:
+        return self.watermark >= END_OF_TIME_MS
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def receive(self, tick: Tick[T]) -> None:
+        if tick.sender not in self._senders:
+            raise ValueError(f"unexpected sender {tick.sender!r}")
+        if tick.seq != self._next_seq[tick.sender]:
+            self._early[(tick.sender, tick.seq)] = tick
+            return
+        self._accept(tick)
+        following = self._early.pop((tick.sender, tick.seq + 1), None)
+        while following is not None:
+            self._accept(following)
+            following = self._early.pop((following.sender, following.seq + 1), None)
+
+    def release(self) -> tuple[list[T], int] | None:
+        """Items below the common watermark, in order, with it; None if it did not move."""
+        watermark = min(self._marks.values())
+        if watermark <= self.watermark:
+            return None
+        self.watermark = watermark
+        pending = self._pending
+        pending.sort(key=self._order_of)
+        time_of = self._time_of
+        cut = len(pending)
+        while cut and time_of(pending[cut - 1]) >= watermark:
+            cut -= 1
+        released, self._pending = pending[:cut], pending[cut:]
+        return released, watermark
+
+    def _accept(self, tick: Tick[T]) -> None:
+        self._next_seq[tick.sender] = tick.seq + 1
+        for item in tick.items:
+            if self._time_of(item) < self.watermark:
+                raise OrderViolationError(
+                    f"{tick.sender} sent an item at {self._time_of(item)} behind watermark "
+                    f"{self.watermark}"
+                )
+        self._pending.extend(tick.items)
+        self._marks[tick.sender] = max(self._marks[tick.sender], tick.watermark)
+
+
+class TickWriter(Generic[T]):
+    """Numbers the ticks a sender sends to each of its destinations."""
+
+    def __init__(self, sender: str, destinations: Sequence[Hashable]) -> None:
+        self.sender = sender
+        self._destinations = tuple(destinations)
+        self._seq: dict[Hashable, int] = dict.fromkeys(self._destinations, 0)
+        self._last_watermark = NEVER
+
+    def write(
+        self, watermark: int, items_by_destination: dict[Hashable, list[T]]
+    ) -> list[tuple[Hashable, Tick[T]]]:
+        """One tick to every destination when the watermark moved, else only where items wait."""
+        moved = watermark > self._last_watermark
+        self._last_watermark = max(watermark, self._last_watermark)
+        out: list[tuple[Hashable, Tick[T]]] = []
+        for destination in self._destinations:
+            items = items_by_destination.get(destination)
+            if not moved and not items:
+                continue
+            seq = self._seq[destination]
+            self._seq[destination] = seq + 1
+            out.append(
+                (destination, Tick(self.sender, seq, watermark, tuple(items) if items else ()))
+            )
+        unknown = set(items_by_destination) - set(self._destinations)
+        if unknown:
+            raise ValueError(f"items for unknown destinations {sorted(map(str, unknown))}")
+        return out

@@ -1,0 +1,41 @@
+"""What every SLO turns its input into (SEMANTICS.md §2): SLI events and leaks.
+
+Money is carried as integer pico-dollars (10⁻¹² USD) so that sums are exact and do not
+depend on the order in which workers add them up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from revleak.slo.catalog import PICOS_PER_USD, Rule
+
+
+@dataclass(frozen=True, slots=True)
+class SliEvent:
+    slo: str
+    time: int
+    good: bool
+    weight_picos: int
+    record_id: str
+
+    @property
+    def weight_usd(self) -> float:
+        return self.weight_picos / PICOS_PER_USD
+
+
+@dataclass(frozen=True, slots=True)
+class LeakChange:
+    """A record starts or stops violating an SLO (one rule): the blast radius moves by one."""
+
+    slo: str
+    time: int
+    record_id: str
+    rule: Rule
+    opened: bool
+    impact_picos: int = 0
+    owner: str = ""
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.time, 0)  # before budget updates and alerts of the same time

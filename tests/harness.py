@@ -1,0 +1,110 @@
+"""Run the CRM pipeline stages in-process, with any delivery order.
+
+The Bytewax flow delivers ticks in whatever order its workers produce them;
+this harness can deliver them in a seeded random order, including reordering
+ticks of the same channel, to show the outputs do not depend on it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from revleak.connectors.generic_json import decode_change
+
+from revleak.crm.pipeline import (
+    DecodedBatch,
+    FlowConfig,
+    FlowOutputs,
+    Sequencer,
+    build_stage,
+    is_output,
+)
+from revleak.observe import NullObserver, Observer
+from revleak.slo.catalog import SloCatalog
+from revleak.slo.loader import load_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SLOS = ROOT / "slos" / "crm.yaml"
+
+
+def default_catalog() -> SloCatalog:
+    return load_catalog(DEFAULT_SLOS)
+
+
+def decode_batches(
+    lines: Sequence[bytes], *, partition: int = 0, batch_size: int = 100
+) -> list[DecodedBatch]:
+    items: list[Any] = []
+    for offset, raw in enumerate(lines, start=1):
+        decoded = decode_change(raw, partition=partition, offset=offset, source="crm")
+        if decoded is None:
+            continue
+        items.append(decoded if not hasattr(decoded, "record_id") else (decoded, raw))
+    batches = [
+        DecodedBatch(partition, tuple(items[start : start + batch_size]))
+        for start in range(0, len(items), batch_size)
+    ]
+    return [*batches, DecodedBatch(partition, (), end=True)]
+
+
+def run_pipeline(
+    config: FlowConfig,
+    partitions: Sequence[Sequence[DecodedBatch]],
+    *,
+    seed: int | None = None,
+    observer: Observer | None = None,
+) -> FlowOutputs:
+    observer = observer or NullObserver()
+    rng = random.Random(seed) if seed is not None else None
+    sequencers = [Sequencer(config, index, observer) for index in range(len(partitions))]
+    stages: dict[str, Any] = {}
+    outputs = FlowOutputs()
+    in_flight: list[tuple[Any, Any]] = []
+    feeds = [list(batches) for batches in partitions]
+
+    def route(sent: list[tuple[Any, Any]]) -> None:
+        for destination, item in sent:
+            if is_output(destination):
+                outputs.collect(destination, item)
+            else:
+                in_flight.append((destination, item))
+
+    while any(feeds) or in_flight:
+        if rng is None:
+            if in_flight:
+                destination, tick = in_flight.pop(0)
+            else:
+                index = next(i for i, feed in enumerate(feeds) if feed)
+                route(sequencers[index].receive(feeds[index].pop(0)))
+                continue
+        else:
+            choices = len(in_flight) + sum(1 for feed in feeds if feed)
+            pick = rng.randrange(choices)
+            if pick >= len(in_flight):
+                index = [i for i, feed in enumerate(feeds) if feed][pick - len(in_flight)]
+                route(sequencers[index].receive(feeds[index].pop(0)))
+                continue
+            destination, tick = in_flight.pop(pick)
+        stage = stages.get(destination)
+        if stage is None:
+            stage = stages[destination] = build_stage(config, destination, observer)
+        route(stage.receive(tick))
+    return outputs
+
+
+def replay_lines(
+    lines: Sequence[bytes],
+    *,
+    catalog: SloCatalog | None = None,
+    shards: int = 4,
+    batch_size: int = 100,
+    seed: int | None = None,
+    observer: Observer | None = None,
+) -> FlowOutputs:
+    config = FlowConfig(catalog=catalog or default_catalog(), shards=shards)
+    return run_pipeline(
+        config, [decode_batches(lines, batch_size=batch_size)], seed=seed, observer=observer
+    )

@@ -1,0 +1,1 @@
+"""Independent, deliberately naive reference implementation of the semantics (test oracle)."""
