@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from harness import ROOT
-
 from revleak.loadtest import nakatomi
 
 
