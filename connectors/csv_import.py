@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from revleak.crm.events import TEXT_FIELDS, ChangeEvent, CrmObject, FieldValue, Op
-from revleak.deadletter import DeadLetter
+from revleak.deadletter import INVALID_HEADER, INVALID_ROW, DeadLetter
 from revleak.timefmt import parse_timestamp
 
 ID_COLUMNS = ("record_id", "id")
@@ -53,7 +53,7 @@ def read_funnel(data: bytes, *, partition: int = 0, source: str = "crm") -> list
                         partition,
                         line,
                         raw,
-                        "invalid_header",
+                        INVALID_HEADER,
                         f"the header lacks {', '.join(missing)}",
                     )
                 )
@@ -62,9 +62,9 @@ def read_funnel(data: bytes, *, partition: int = 0, source: str = "crm") -> list
         try:
             events.extend((event, raw) for event in _row_events(header, row, partition, line))
         except _RowError as error:
-            dead.append(_dead(source, partition, line, raw, "invalid_row", str(error)))
+            dead.append(_dead(source, partition, line, raw, INVALID_ROW, str(error)))
     if header is None:
-        dead.append(_dead(source, partition, 0, data[:200], "invalid_header", "the file is empty"))
+        dead.append(_dead(source, partition, 0, data[:200], INVALID_HEADER, "the file is empty"))
     events.sort(key=lambda pair: (pair[0].ts, pair[0].offset))
     return [*dead, *events]
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import AfterValidator, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from revleak import deadletter
 from revleak.crm.events import ChangeEvent, CrmObject, FieldValue, Op
 from revleak.deadletter import DeadLetter
 from revleak.timefmt import datetime_to_ms
@@ -78,7 +79,7 @@ def decode_change(
     if len(raw) > MAX_LINE_BYTES:
         return DeadLetter.of(
             source=source,
-            reason="too_large",
+            reason=deadletter.TOO_LARGE,
             detail=f"{len(raw)} bytes; a change event is at most {MAX_LINE_BYTES} bytes",
             partition=partition,
             raw=raw,
@@ -118,12 +119,12 @@ def explain(error: ValidationError) -> tuple[str, str]:
     problems = error.errors(include_url=False)
     first = problems[0]
     if first["type"] == "json_invalid":
-        return "malformed_json", f"not JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
+        return deadletter.MALFORMED_JSON, f"not JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
     if first["type"] in {"dict_type", "model_type"} and not first["loc"]:
-        return "not_an_object", "a change event is a JSON object"
+        return deadletter.NOT_AN_OBJECT, "a change event is a JSON object"
     parts = []
     for problem in problems[:3]:
         where = ".".join(str(part) for part in problem["loc"]) or "event"
         parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    return "invalid_event", "; ".join(parts) + more
+    return deadletter.INVALID_EVENT, "; ".join(parts) + more

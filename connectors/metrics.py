@@ -8,7 +8,7 @@ state) are not set from many places: the stages hand their latest snapshot to
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from revleak import conventions as names
+from revleak.deadletter import REASONS
 from revleak.slo.catalog import PICOS_PER_USD
 from revleak.slo.evaluator import SloSnapshot
 from revleak.slo.incident import IncidentSnapshot
@@ -25,7 +26,9 @@ from revleak.timefmt import format_duration
 class PrometheusObserver:
     """An :class:`~revleak.observe.Observer` that keeps Prometheus metrics in ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, slos: Sequence[str] = (), sources: Sequence[str] = ()
+    ) -> None:
         self.registry = registry
         self._lock = threading.Lock()
         self._slos: dict[str, SloSnapshot] = {}
@@ -62,12 +65,24 @@ class PrometheusObserver:
             registry=registry,
         )
         registry.register(_SnapshotCollector(self))
+        # Known series exist from the start (at 0) and in a fixed order, whichever
+        # worker thread reports first.
+        for slo in slos:
+            for outcome in (names.GOOD, names.BAD):
+                self._sli_events.labels(slo, outcome)
+                self._sli_weight.labels(slo, outcome)
+        for source in sources:
+            for outcome in names.EVENT_OUTCOMES:
+                self._events.labels(source, outcome)
+            self._late.labels(source)
+            for reason in REASONS:
+                self._dead.labels(source, reason)
 
     # Observer
 
     def events(self, source: str, outcome: str, count: int) -> None:
         self._events.labels(source, outcome).inc(count)
-        if outcome == "late":
+        if outcome == names.LATE:
             self._late.labels(source).inc(count)
 
     def dead_letter(self, source: str, reason: str) -> None:

@@ -64,7 +64,6 @@ def replay(
     """Run the flow over ``events`` to the end (the watermark reaches +∞)."""
     if input_format is InputFormat.CSV and len(events) != 1:
         raise ValueError("a CSV replay takes exactly one funnel file")
-    observer = PrometheusObserver(CollectorRegistry())
     source: Any = (
         FunnelCsvSource(events[0], batch_size=batch_size, progress=progress)
         if input_format is InputFormat.CSV
@@ -76,6 +75,7 @@ def replay(
         shards=shards,
         allowed_lateness_ms=allowed_lateness_ms,
     )
+    observer = PrometheusObserver(CollectorRegistry(), slos=catalog.names, sources=[config.source])
     with tempfile.TemporaryDirectory(prefix="revleak-replay-") as scratch:
         timeline_path = timeline_out or Path(scratch) / "timeline.jsonl"
         sink = JsonLinesSink({ALERTS: alerts_out, TIMELINE: timeline_path, DEAD_LETTERS: dlq_out})
@@ -96,9 +96,9 @@ def replay(
         return int(value or 0)
 
     return ReplayReport(
-        accepted=events_with("accepted"),
-        late=events_with("late"),
-        dead_letters=events_with("dead_letter"),
+        accepted=events_with(names.ACCEPTED),
+        late=events_with(names.LATE),
+        dead_letters=events_with(names.DEAD_LETTER),
         slos=slos,
         incident=incident,
         timeline=timeline,

@@ -29,3 +29,9 @@ REASON = "reason"
 
 GOOD = "good"
 BAD = "bad"
+
+# Outcomes of an input event.
+ACCEPTED = "accepted"
+LATE = "late"
+DEAD_LETTER = "dead_letter"
+EVENT_OUTCOMES = (ACCEPTED, LATE, DEAD_LETTER)

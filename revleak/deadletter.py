@@ -7,6 +7,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+# Why input was rejected (the ``reason`` of a dead letter).
+MALFORMED_JSON = "malformed_json"
+NOT_AN_OBJECT = "not_an_object"
+INVALID_EVENT = "invalid_event"
+TOO_LARGE = "too_large"
+LATE = "late"
+INVALID_ROW = "invalid_row"
+INVALID_HEADER = "invalid_header"
+REASONS = (
+    MALFORMED_JSON,
+    NOT_AN_OBJECT,
+    INVALID_EVENT,
+    TOO_LARGE,
+    LATE,
+    INVALID_ROW,
+    INVALID_HEADER,
+)
+
 
 class DeadLetter(BaseModel):
     """One rejected input record. ``original`` holds the text when it is valid UTF-8,

@@ -12,8 +12,7 @@ what first. Sequence numbers make it independent of delivery order too.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from revleak.timefmt import END_OF_TIME_MS
 
@@ -21,8 +20,7 @@ T = TypeVar("T")
 NEVER = -(1 << 62)
 
 
-@dataclass(frozen=True, slots=True)
-class Tick(Generic[T]):
+class Tick(NamedTuple, Generic[T]):
     sender: str
     seq: int
     watermark: int

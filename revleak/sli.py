@@ -6,13 +6,12 @@ depend on the order in which workers add them up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from revleak.slo.catalog import PICOS_PER_USD, Rule
 
 
-@dataclass(frozen=True, slots=True)
-class SliEvent:
+class SliEvent(NamedTuple):
     slo: str
     time: int
     good: bool
@@ -24,8 +23,7 @@ class SliEvent:
         return self.weight_picos / PICOS_PER_USD
 
 
-@dataclass(frozen=True, slots=True)
-class LeakChange:
+class LeakChange(NamedTuple):
     """A record starts or stops violating an SLO (one rule): the blast radius moves by one."""
 
     slo: str

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class CrmObject(StrEnum):
@@ -37,8 +37,7 @@ TIME_FIELDS = ("created_at", "last_touch_at")
 FIELD_NAMES = (*TEXT_FIELDS, *TIME_FIELDS, "value_usd")
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeEvent:
+class ChangeEvent(NamedTuple):
     """One accepted change of one CRM record.
 
     ``fields`` holds only what the change carries (an update carries only the

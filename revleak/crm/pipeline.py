@@ -25,6 +25,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from revleak import conventions, deadletter
 from revleak.crm import domains
 from revleak.crm.events import ChangeEvent
 from revleak.crm.quality import DuplicateVerdict, Half, QualityCheck, assess
@@ -160,7 +161,7 @@ class Sequencer(Stage):
             if event.ts < self._watermark:
                 late = DeadLetter.of(
                     source=source,
-                    reason="late",
+                    reason=deadletter.LATE,
                     detail=f"event time {format_timestamp(event.ts)} is behind the watermark "
                     f"{format_timestamp(self._watermark)}",
                     partition=event.partition,
@@ -169,8 +170,8 @@ class Sequencer(Stage):
                     **({"line": event.offset} if batch.line_numbered else {"offset": event.offset}),
                 )
                 sent.append((DEAD_LETTERS, late))
-                self._observer.dead_letter(source, "late")
-                self._observer.events(source, "late", 1)
+                self._observer.dead_letter(source, deadletter.LATE)
+                self._observer.events(source, conventions.LATE, 1)
                 continue
             accepted += 1
             by_shard[config.record_key(event)].append(event)
@@ -179,9 +180,9 @@ class Sequencer(Stage):
                 self._watermark = event.ts - config.allowed_lateness_ms
         dead = sum(1 for item in batch.items if isinstance(item, DeadLetter))
         if dead:
-            self._observer.events(source, "dead_letter", dead)
+            self._observer.events(source, conventions.DEAD_LETTER, dead)
         if accepted:
-            self._observer.events(source, "accepted", accepted)
+            self._observer.events(source, conventions.ACCEPTED, accepted)
         if self._max_time != NEVER:
             self._observer.watermark_lag(source, self._partition, self._max_time - self._watermark)
         watermark = END_OF_TIME_MS if batch.end else self._watermark

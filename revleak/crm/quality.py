@@ -12,9 +12,9 @@ closing does not end this one's duplicate violation; its next change does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
+from typing import NamedTuple
 
 from revleak.crm.events import CrmObject
 from revleak.crm.impact import impact_picos
@@ -30,8 +30,7 @@ class Half(Enum):
     JOIN = "join"  # the new domain's index: is it a duplicate now?
 
 
-@dataclass(frozen=True, slots=True)
-class QualityCheck:
+class QualityCheck(NamedTuple):
     """A create, update, close or delete of an open record, as data_quality needs it."""
 
     time: int
@@ -66,8 +65,7 @@ class QualityCheck:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DuplicateVerdict:
+class DuplicateVerdict(NamedTuple):
     check: QualityCheck
     half: Half
     duplicate_before: bool

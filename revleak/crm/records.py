@@ -13,6 +13,7 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from revleak.crm import record as codec
 from revleak.crm.deadlines import DeadlineWheel
@@ -291,8 +292,7 @@ class RecordShard:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Facts:
+class _Facts(NamedTuple):
     """What data_quality needs to know of a record at one moment."""
 
     domain: str | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from revleak.slo.catalog import PICOS_PER_USD, BurnKind
 from revleak.timefmt import format_duration, format_timestamp
@@ -61,8 +61,7 @@ class AlertTransition:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetUpdate:
+class BudgetUpdate(NamedTuple):
     """The dollars at risk over an SLO's trailing period changed."""
 
     slo: str

@@ -41,6 +41,14 @@ class _RuleState:
     usd_short: UsdThreshold | None
     firing: bool = False
 
+    @property
+    def long_minutes(self) -> int:
+        return self.rule.long_ms // MINUTE_MS
+
+    @property
+    def short_minutes(self) -> int:
+        return self.rule.short_ms // MINUTE_MS
+
 
 @dataclass(slots=True)
 class EvaluatorOutput:
@@ -90,6 +98,10 @@ class SloEvaluator:
             for rule in slo.alert_rules
         ]
         self._boundaries: list[int] = []
+        # Cumulative sums where each window starts, for the bucket last evaluated.
+        self._starts_bucket = _NEVER
+        self._starts: dict[int, tuple[int, int, int]] = {}
+        self._added_good = self._added_bad = False
         self._longest_alert_ms = max(rule.long_ms for rule in slo.alert_rules)
         self._last_sli_bucket_end = _NEVER
         self._blast_radius = 0
@@ -125,7 +137,7 @@ class SloEvaluator:
                 heapq.heappop(self._boundaries)
                 at_boundary = True
             if saw_sli or at_boundary:
-                self._evaluate(time)
+                self._evaluate(time, boundary=at_boundary)
         if watermark >= END_OF_TIME_MS:
             # End of input: go on until every alert window is empty (so every alert
             # resolves), and stop there rather than ageing out the whole budget period.
@@ -137,9 +149,11 @@ class SloEvaluator:
         if event.good:
             self._good += 1
             self._good_picos += event.weight_picos
+            self._added_good = True
         else:
             self._bad += 1
             self._bad_picos += event.weight_picos
+            self._added_bad = True
         if self._series.add(event.time, good=event.good, weight_picos=event.weight_picos):
             bucket_start = event.time - event.time % MINUTE_MS
             self._last_sli_bucket_end = bucket_start + MINUTE_MS
@@ -151,42 +165,65 @@ class SloEvaluator:
             boundary = heapq.heappop(self._boundaries)
             while self._boundaries and self._boundaries[0] == boundary:
                 heapq.heappop(self._boundaries)
-            self._evaluate(boundary)
+            self._evaluate(boundary, boundary=True)
 
     def _sums(self, time: int) -> dict[int, WindowSums]:
         bucket = time // MINUTE_MS
         return {minutes: self._series.window(bucket, minutes) for minutes in self._window_minutes}
 
-    def _evaluate(self, time: int) -> None:
+    def _evaluate(self, time: int, *, boundary: bool) -> None:
+        """Evaluate the rules at ``time``, with integer sums only (this is the hot path).
+
+        At a boundary a window may have lost a bucket: every rule is evaluated. At an event
+        time the windows only gained events since the last point, and a burn rate moves one
+        way then: good events can only lower a count burn, bad events only raise it, and a
+        dollar burn only rises. Rules that cannot change state are skipped.
+        """
         self._last_point = time
-        sums = self._sums(time)
-        at_risk = sums[self._period_minutes].bad_picos
+        bucket = time // MINUTE_MS
+        if bucket != self._starts_bucket:
+            self._starts_bucket = bucket
+            self._starts = {
+                minutes: self._series.through(bucket - minutes) for minutes in self._window_minutes
+            }
+        starts = self._starts
+        total, bad, picos = self._series.cumulative()
+        added_good, added_bad = self._added_good, self._added_bad
+        self._added_good = self._added_bad = False
+        min_events = self.slo.min_events
         for state in self._rules:
-            long = sums[state.rule.long_ms // MINUTE_MS]
-            short = sums[state.rule.short_ms // MINUTE_MS]
+            long_total, long_bad, long_picos = starts[state.long_minutes]
+            short_total, short_bad, short_picos = starts[state.short_minutes]
             if state.kind is BurnKind.COUNT:
+                if not boundary and not (
+                    added_good if state.firing else added_bad or (min_events and added_good)
+                ):
+                    continue
+                threshold = state.count_threshold
                 firing = (
-                    state.count_threshold.exceeded(long)
-                    and state.count_threshold.exceeded(short)
-                    and long.total >= self.slo.min_events
+                    (bad - long_bad) * threshold.q > threshold.p * (total - long_total)
+                    and (bad - short_bad) * threshold.q > threshold.p * (total - short_total)
+                    and total - long_total >= min_events
                 )
             else:
+                if not boundary and (state.firing or not added_bad):
+                    continue
                 assert state.usd_long is not None
                 assert state.usd_short is not None
-                firing = state.usd_long.exceeded(long.bad_picos) and state.usd_short.exceeded(
-                    short.bad_picos
+                firing = state.usd_long.exceeded(picos - long_picos) and state.usd_short.exceeded(
+                    picos - short_picos
                 )
             if firing != state.firing:
                 state.firing = firing
-                self._out.transitions.append(self._transition(state, time, sums, at_risk))
+                self._out.transitions.append(self._transition(state, time))
+        at_risk = picos - starts[self._period_minutes][2]
         if at_risk != self._at_risk_reported:
             self._at_risk_reported = at_risk
             self._out.budget_updates.append(BudgetUpdate(self.slo.name, time, at_risk))
 
-    def _transition(
-        self, state: _RuleState, time: int, sums: dict[int, WindowSums], at_risk: int
-    ) -> AlertTransition:
+    def _transition(self, state: _RuleState, time: int) -> AlertTransition:
         rule = state.rule
+        sums = self._sums(time)
         return AlertTransition(
             slo=self.slo.name,
             severity=rule.severity,
@@ -200,7 +237,7 @@ class SloEvaluator:
                 self._burn(state.kind, sums[rule.short_ms // MINUTE_MS], rule.short_ms)
             ),
             budget_remaining=float(self._remaining(state.kind, sums[self._period_minutes])),
-            at_risk_picos=at_risk,
+            at_risk_picos=sums[self._period_minutes].bad_picos,
             blast_radius=self._blast_radius,
         )
 

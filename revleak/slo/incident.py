@@ -152,6 +152,7 @@ class IncidentTracker:
         self._big_picos = self._policy.big_leak_usd * PICOS_PER_USD
         self._top = top
         self._at_risk: dict[str, int] = {}
+        self._consumption = Fraction(0)
         self._leaks: dict[tuple[str, str, Rule], Leak] = {}
         self._big_leaks = 0
         self._severity = 0
@@ -183,6 +184,10 @@ class IncidentTracker:
 
     def _apply(self, item: LeakChange | BudgetUpdate) -> None:
         if isinstance(item, BudgetUpdate):
+            if item.slo in self._revenue_slos:
+                total = sum(self._at_risk.get(slo, 0) for slo in self._revenue_slos)
+                total += item.at_risk_picos - self._at_risk.get(item.slo, 0)
+                self._consumption = Fraction(total) / self._budget_picos
             self._at_risk[item.slo] = item.at_risk_picos
         elif isinstance(item, LeakChange):
             key = (item.slo, item.record_id, item.rule)
@@ -214,12 +219,8 @@ class IncidentTracker:
             )
         )
 
-    def _consumption(self) -> Fraction:
-        at_risk = sum(v for slo, v in self._at_risk.items() if slo in self._revenue_slos)
-        return Fraction(at_risk) / self._budget_picos
-
     def _reassess(self, time: int, out: IncidentOutput) -> None:
-        consumption = self._consumption()
+        consumption = self._consumption
         paging = self._policy.paging_state(consumption)
         severity = self._policy.severity(consumption, len(self._leaks), self._big_leaks)
         if paging != self._paging:
@@ -256,7 +257,7 @@ class IncidentTracker:
             summary=summary,
             severity=self._severity,
             paging_state=self._paging,
-            consumption=float(self._consumption()),
+            consumption=float(self._consumption),
             top_leaks=self.top_leaks() if with_leaks else (),
         )
 
@@ -281,7 +282,7 @@ class IncidentTracker:
     def snapshot(self, *, detail: bool = False) -> IncidentSnapshot:
         return IncidentSnapshot(
             at=self._at,
-            consumption=float(self._consumption()),
+            consumption=float(self._consumption),
             paging_state=self._paging,
             severity=self._severity,
             open_leaks=len(self._leaks),

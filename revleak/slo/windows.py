@@ -59,13 +59,20 @@ class BucketSeries:
             self._picos[-1] += weight_picos
         return opened
 
+    def cumulative(self) -> tuple[int, int, int]:
+        """Total, bad and bad picos of every event added so far (forgotten ones included)."""
+        if not self._total:
+            return self._base
+        return self._total[-1], self._bad[-1], self._picos[-1]
+
     def window(self, end_bucket: int, minutes: int) -> WindowSums:
         """Sums over the buckets in ``(end_bucket − minutes, end_bucket]``."""
-        total, bad, picos = self._through(end_bucket)
-        first_total, first_bad, first_picos = self._through(end_bucket - minutes)
+        total, bad, picos = self.through(end_bucket)
+        first_total, first_bad, first_picos = self.through(end_bucket - minutes)
         return WindowSums(total - first_total, bad - first_bad, picos - first_picos)
 
-    def _through(self, bucket: int) -> tuple[int, int, int]:
+    def through(self, bucket: int) -> tuple[int, int, int]:
+        """Cumulative sums of the buckets up to and including ``bucket``."""
         index = bisect_right(self._buckets, bucket) - 1
         if index < 0:
             return self._base
