@@ -18,8 +18,8 @@ from revleak.connectors.csv_import import read_funnel
 from revleak.connectors.generic_json import decode_change
 from typing_extensions import override
 
+from revleak.crm.events import ChangeEvent
 from revleak.crm.pipeline import DecodedBatch
-from revleak.deadletter import DeadLetter
 
 Progress = Callable[[int], None]
 ResumeState = tuple[int, int]  # (byte offset, lines read)
@@ -61,7 +61,7 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
             )
             if decoded is None:
                 continue
-            items.append(decoded if isinstance(decoded, DeadLetter) else (decoded, raw))
+            items.append((decoded, raw) if isinstance(decoded, ChangeEvent) else decoded)
         read_to = self._file.tell()
         if self._progress is not None:
             self._progress(read_to - self._offset)

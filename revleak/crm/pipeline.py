@@ -152,10 +152,12 @@ class Sequencer(Stage):
         by_shard: dict[Hashable, list[ChangeEvent]] = defaultdict(list)
         sent: list[Sent] = []
         accepted = 0
+        dead = 0
         for item in batch.items:
-            if isinstance(item, DeadLetter):
+            if not isinstance(item, tuple):  # a plain-class check: pydantic's is an ABC lookup
                 sent.append((DEAD_LETTERS, item))
                 self._observer.dead_letter(source, item.reason)
+                dead += 1
                 continue
             event, raw = item
             if event.ts < self._watermark:
@@ -178,7 +180,6 @@ class Sequencer(Stage):
             if event.ts > self._max_time:
                 self._max_time = event.ts
                 self._watermark = event.ts - config.allowed_lateness_ms
-        dead = sum(1 for item in batch.items if isinstance(item, DeadLetter))
         if dead:
             self._observer.events(source, conventions.DEAD_LETTER, dead)
         if accepted:

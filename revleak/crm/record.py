@@ -59,6 +59,7 @@ class Record:
         return self.last_touch_ms if self.last_touch_ms != NO_TIME else self.created_ms
 
 
+_PHASES = (Phase.IDLE, Phase.AWAITING, Phase.BREACHED)
 _HEADER = struct.Struct("<BB7qd5H")
 _FLAG_LEAD = 1
 _FLAG_NEXT_STEP = 2
@@ -129,7 +130,7 @@ def decode(data: bytes) -> Record:
         activity_ms=activity_ms,
         empty_since_ms=empty_since_ms,
         armed_ms=armed_ms,
-        lead=Phase(phases & 3),
-        velocity=Phase(phases >> 2 & 3),
-        next_step=Phase(phases >> 4 & 3),
+        lead=_PHASES[phases & 3],
+        velocity=_PHASES[phases >> 2 & 3],
+        next_step=_PHASES[phases >> 4 & 3],
     )

@@ -158,22 +158,22 @@ class RecordShard:
     # -- changes ----------------------------------------------------------------------------
 
     def _apply(self, event: ChangeEvent) -> None:
-        data = self._records.get(_key(event))
+        key = _key(event)
+        data = self._records.get(key)
         if event.op is Op.DELETE:
             if data is not None:
-                self._close(event, codec.decode(data))
+                self._close(event, key, codec.decode(data))
             return
         if data is not None:
-            self._update(event, codec.decode(data))
-        elif event.op is Op.CREATE or _key(event) not in self._closed:
-            self._create(event)
+            self._update(event, key, codec.decode(data))
+        elif event.op is Op.CREATE or key not in self._closed:
+            self._create(event, key)
 
-    def _create(self, event: ChangeEvent) -> None:
+    def _create(self, event: ChangeEvent, key: str) -> None:
         record = Record(
             is_lead=event.object is CrmObject.LEAD, created_ms=event.ts, created_at_ms=event.ts
         )
         _apply_fields(record, event.fields)  # a create is neither a touch nor an activity
-        key = _key(event)
         self._closed.discard(key)
         if self._revenue.is_closed(record.stage or "New"):
             self._closed.add(key)
@@ -192,11 +192,11 @@ class RecordShard:
         self._schedule(key, record)
         self._records[key] = codec.encode(record)
 
-    def _update(self, event: ChangeEvent, record: Record) -> None:
+    def _update(self, event: ChangeEvent, key: str, record: Record) -> None:
         before = self._facts(record)
         touched, stage_changed, next_step_changed = _apply_fields(record, event.fields)
         if stage_changed and self._revenue.is_closed(record.stage):
-            self._close(event, record, before=before)
+            self._close(event, key, record, before=before)
             return
         time = event.ts
         reschedule = False
@@ -219,7 +219,6 @@ class RecordShard:
                     record.empty_since_ms = time
                     reschedule = True
         self._check(event, before=before, after=self._facts(record))
-        key = _key(event)
         if reschedule:
             self._schedule(key, record)
         self._records[key] = codec.encode(record)
@@ -237,7 +236,9 @@ class RecordShard:
             )
         setattr(record, phase, Phase.IDLE)
 
-    def _close(self, event: ChangeEvent, record: Record, before: _Facts | None = None) -> None:
+    def _close(
+        self, event: ChangeEvent, key: str, record: Record, before: _Facts | None = None
+    ) -> None:
         open_leaks = (
             (record.lead, self._lead_slo, Rule.SLA_BREACH_UNTOUCHED),
             (record.velocity, self._velocity_slo, Rule.STALE_OPP),
@@ -251,7 +252,6 @@ class RecordShard:
                     )
                 )
         self._check(event, before=before or self._facts(record), after=None)
-        key = _key(event)
         del self._records[key]
         self._closed.add(key)
 
