@@ -10,10 +10,12 @@ cannot be used becomes a dead letter with its line number and original text.
 from __future__ import annotations
 
 import csv
+import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from revleak.connectors.generic_json import MAX_TEXT_CHARS
 from revleak.crm.events import TEXT_FIELDS, ChangeEvent, CrmObject, FieldValue, Op
 from revleak.deadletter import INVALID_HEADER, INVALID_ROW, DeadLetter
 from revleak.timefmt import parse_timestamp
@@ -30,17 +32,19 @@ class _RowError(ValueError):
 
 def read_funnel(data: bytes, *, partition: int = 0, source: str = "crm") -> list[FunnelItem]:
     """Dead letters first (in line order), then the events in replay order."""
+    # Undecodable bytes survive as surrogates, so the original bytes of a bad row can be
+    # dead-lettered; only CR and LF end a line (newline=""), as in RFC 4180.
     text = data.decode("utf-8-sig", errors="surrogateescape")
     raw_lines: list[str] = []
-    lines = _recording(text.splitlines(keepends=True), raw_lines)
-    reader = csv.reader(lines)
+    reader = csv.reader(_recording(io.StringIO(text, newline=""), raw_lines))
     dead: list[FunnelItem] = []
     events: list[tuple[ChangeEvent, bytes]] = []
     header: list[str] | None = None
+    next_start = 1
     for row in reader:
         raw = "".join(raw_lines).rstrip("\r\n").encode("utf-8", errors="surrogateescape")
-        line = reader.line_num
         raw_lines.clear()
+        line, next_start = next_start, reader.line_num + 1  # a row is located by its first line
         if not any(cell.strip() for cell in row):
             continue
         if header is None:
@@ -69,7 +73,7 @@ def read_funnel(data: bytes, *, partition: int = 0, source: str = "crm") -> list
     return [*dead, *events]
 
 
-def _recording(lines: list[str], into: list[str]) -> Iterator[str]:
+def _recording(lines: Iterable[str], into: list[str]) -> Iterator[str]:
     for line in lines:
         into.append(line)
         yield line
@@ -87,6 +91,11 @@ def _row_events(header: list[str], row: list[str], partition: int, line: int) ->
     if len(row) != len(header):
         raise _RowError(f"has {len(row)} cells, the header has {len(header)}")
     cells = {column: cell.strip() for column, cell in zip(header, row, strict=True)}
+    for column, cell in cells.items():
+        if not _is_utf8(cell):
+            raise _RowError(f"{column} is not valid UTF-8")
+        if len(cell) > MAX_TEXT_CHARS:
+            raise _RowError(f"{column} is longer than {MAX_TEXT_CHARS} characters")
     record_id = next((cells[c] for c in ID_COLUMNS if cells.get(c)), "")
     if not record_id:
         raise _RowError("record_id is empty")
@@ -164,3 +173,11 @@ def _dead(source: str, partition: int, line: int, raw: Any, reason: str, detail:
         line=line,
         raw=bytes(raw),
     )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -110,6 +110,9 @@ class TickWriter(Generic[T]):
         self, watermark: int, items_by_destination: dict[Hashable, list[T]]
     ) -> list[tuple[Hashable, Tick[T]]]:
         """One tick to every destination when the watermark moved, else only where items wait."""
+        unknown = set(items_by_destination) - set(self._destinations)
+        if unknown:
+            raise ValueError(f"items for unknown destinations {sorted(map(str, unknown))}")
         moved = watermark > self._last_watermark
         self._last_watermark = max(watermark, self._last_watermark)
         out: list[tuple[Hashable, Tick[T]]] = []
@@ -122,7 +125,4 @@ class TickWriter(Generic[T]):
             out.append(
                 (destination, Tick(self.sender, seq, watermark, tuple(items) if items else ()))
             )
-        unknown = set(items_by_destination) - set(self._destinations)
-        if unknown:
-            raise ValueError(f"items for unknown destinations {sorted(map(str, unknown))}")
         return out

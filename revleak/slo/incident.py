@@ -223,8 +223,13 @@ class IncidentTracker:
         consumption = self._consumption
         paging = self._policy.paging_state(consumption)
         severity = self._policy.severity(consumption, len(self._leaks), self._big_leaks)
-        if paging != self._paging:
-            self._paging = paging
+        paging_changed = paging != self._paging
+        worse = severity and (not self._severity or severity < self._severity)
+        severity_changed = severity != self._severity
+        # Both are settled before either is reported: every entry shows the state after `time`.
+        self._paging = paging
+        self._severity = severity
+        if paging_changed:
             self._peak_paging = max(self._peak_paging, paging)
             out.timeline.append(
                 self._entry(
@@ -234,9 +239,7 @@ class IncidentTracker:
                     f"{float(consumption):.0%} of the monthly revenue budget at risk",
                 )
             )
-        if severity != self._severity:
-            worse = severity and (not self._severity or severity < self._severity)
-            self._severity = severity
+        if severity_changed:
             if severity and (not self._peak_severity or severity < self._peak_severity):
                 self._peak_severity = severity
             summary = (

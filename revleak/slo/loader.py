@@ -100,6 +100,9 @@ class _CatalogBuilder:
         self.policies: dict[str, tuple[AlertPolicyDocument, yaml.Node]] = {}
         self.budgets: list[tuple[RevenueBudgetDocument, yaml.Node]] = []
         self.slos: list[tuple[SloDocument, yaml.Node]] = []
+        self._labels: dict[int, str] = {}  # id(document node) → "document 3 (SLO name)"
+        # Documents already reported invalid, so that nothing is also reported missing.
+        self._invalid: set[tuple[str, str]] = set()
 
     def add(self, index: int, raw: Any, node: yaml.Node) -> None:
         if not isinstance(raw, dict):
@@ -108,9 +111,11 @@ class _CatalogBuilder:
         label = f"document {index}" + (
             f" ({raw.get('kind')} {_name_of(raw)})" if raw.get("kind") else ""
         )
+        self._labels[id(node)] = label
         try:
             document = _DOCUMENT.validate_python(raw)
         except ValidationError as error:
+            self._invalid.add((str(raw.get("kind")), _name_of(raw)))
             for detail in error.errors():
                 location = tuple(detail["loc"])
                 if location and location[0] == raw.get("kind"):
@@ -145,9 +150,13 @@ class _CatalogBuilder:
         )
 
     def _revenue(self) -> RevenueModel | None:
-        if len(self.budgets) != 1:
-            found = "none" if not self.budgets else f"{len(self.budgets)}"
-            self._error(None, (), f"needs exactly one RevenueBudget document, found {found}")
+        if len(self.budgets) > 1:
+            for _, node in self.budgets[1:]:
+                self._error(node, ("kind",), "a second RevenueBudget document: a file has one")
+            return None
+        if not self.budgets:
+            if not any(kind == "RevenueBudget" for kind, _ in self._invalid):
+                self._error(None, (), "needs a RevenueBudget document (none found)")
             return None
         spec = self.budgets[0][0].spec
         probabilities = {stage.strip().casefold(): p for stage, p in spec.win_probability.items()}
@@ -174,7 +183,7 @@ class _CatalogBuilder:
 
         policy_name = spec.alert_policies[0]
         policy = self.policies.get(policy_name)
-        if policy is None:
+        if policy is None and ("AlertPolicy", policy_name) not in self._invalid:
             known = ", ".join(sorted(self.policies)) or "none"
             self._error(
                 node,
@@ -278,9 +287,17 @@ class _CatalogBuilder:
         )
 
     def _cross_checks(self, slos: list[Slo]) -> None:
-        for name, count in Counter(document.metadata.name for document, _ in self.slos).items():
-            if count > 1:
-                self._error(None, (), f"SLO name {name!r} is used {count} times")
+        first: dict[str, yaml.Node] = {}
+        for document, node in self.slos:
+            name = document.metadata.name
+            if name in first:
+                self._error(
+                    node,
+                    ("metadata", "name"),
+                    f"SLO name {name!r} is already used (line {first[name].start_mark.line + 1})",
+                )
+            else:
+                first[name] = node
         seen: dict[Indicator, str] = {}
         for slo in slos:
             if slo.indicator in seen:
@@ -310,8 +327,10 @@ class _CatalogBuilder:
         self.warnings.append(self._problem(node, path, message))
 
     def _problem(self, node: yaml.Node | None, path: tuple[Any, ...], message: str) -> Problem:
-        line = _line_of(node, path) if node is not None else None
-        return Problem(self.file, line, _dotted(path), message)
+        if node is None:
+            return Problem(self.file, None, _dotted(path), message)
+        where = f"{self._labels.get(id(node), '')} {_dotted(path)}".strip()
+        return Problem(self.file, _line_of(node, path), where, message)
 
 
 def _name_of(raw: dict[str, Any]) -> str:
