@@ -34,6 +34,7 @@ class PrometheusObserver:
         self._slos: dict[str, SloSnapshot] = {}
         self._incident: IncidentSnapshot | None = None
         self._lags: dict[tuple[str, int], int] = {}
+        self._records: dict[str, tuple[int, int]] = {}
         self._sli_events = Counter(
             names.SLI_EVENTS,
             "SLI events by SLO and outcome",
@@ -98,6 +99,10 @@ class PrometheusObserver:
         self._sli_weight.labels(slo, names.GOOD).inc(good_usd)
         self._sli_weight.labels(slo, names.BAD).inc(bad_usd)
 
+    def record_state(self, shard: str, open_records: int, closed_records: int) -> None:
+        with self._lock:
+            self._records[shard] = (open_records, closed_records)
+
     def slo_snapshot(self, snapshot: SloSnapshot) -> None:
         with self._lock:
             self._slos[snapshot.slo] = snapshot
@@ -115,6 +120,12 @@ class PrometheusObserver:
     def lags(self) -> dict[tuple[str, int], int]:
         with self._lock:
             return dict(self._lags)
+
+    def record_counts(self) -> tuple[int, int]:
+        """Open and closed records held, over every record shard of this process."""
+        with self._lock:
+            counts = list(self._records.values())
+        return sum(open_ for open_, _ in counts), sum(closed for _, closed in counts)
 
     def write_exposition(self, path: str | Path) -> None:
         Path(path).write_bytes(generate_latest(self.registry))
@@ -175,3 +186,12 @@ class _SnapshotCollector(Collector):
         for source, value in sorted(worst.items()):
             lag.add_metric([source], value / 1000)
         yield lag
+        open_records, closed_records = self._observer.record_counts()
+        yield GaugeMetricFamily(
+            names.OPEN_RECORDS, "Open CRM records held in state", value=open_records
+        )
+        yield GaugeMetricFamily(
+            names.CLOSED_RECORDS,
+            "Closed or deleted records remembered so later updates are ignored",
+            value=closed_records,
+        )

@@ -23,9 +23,6 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
-from revleak.dataflows.sinks import JsonLinesSink
-from revleak.dataflows.sources import ChangeLogSource
-from revleak.dataflows.stages import select, stage
 
 from revleak.crm.pipeline import (
     DOMAINS,
@@ -35,6 +32,9 @@ from revleak.crm.pipeline import (
     build_stage,
     input_key,
 )
+from revleak.dataflows.sinks import JsonLinesSink
+from revleak.dataflows.sources import ChangeLogSource
+from revleak.dataflows.stages import select, stage
 from revleak.observe import NullObserver, Observer
 from revleak.slo.loader import load_catalog
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from bytewax.run import cli_main
 from prometheus_client import CollectorRegistry
+
+from revleak import conventions as names
 from revleak.connectors.metrics import PrometheusObserver
+from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
 from revleak.dataflows.sinks import JsonLinesSink
 from revleak.dataflows.sources import ChangeLogSource, FunnelCsvSource
-
-from revleak import conventions as names
-from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.evaluator import SloSnapshot
 from revleak.slo.incident import IncidentSnapshot
@@ -36,6 +36,8 @@ class ReplayReport:
     accepted: int
     late: int
     dead_letters: int
+    open_records: int
+    closed_records: int
     slos: dict[str, SloSnapshot]
     incident: IncidentSnapshot | None
     timeline: list[dict[str, Any]]
@@ -87,6 +89,7 @@ def replay(
     if metrics_out is not None:
         observer.write_exposition(metrics_out)
     slos, incident = observer.snapshots()
+    open_records, closed_records = observer.record_counts()
     registry = observer.registry
 
     def events_with(outcome: str) -> int:
@@ -99,6 +102,8 @@ def replay(
         accepted=events_with(names.ACCEPTED),
         late=events_with(names.LATE),
         dead_letters=events_with(names.DEAD_LETTER),
+        open_records=open_records,
+        closed_records=closed_records,
         slos=slos,
         incident=incident,
         timeline=timeline,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from revleak.connectors.csv_import import read_funnel
-from revleak.connectors.generic_json import decode_change
 from typing_extensions import override
 
+from revleak.connectors.csv_import import read_funnel
+from revleak.connectors.generic_json import decode_change
 from revleak.crm.events import ChangeEvent
 from revleak.crm.pipeline import DecodedBatch
 

@@ -18,6 +18,8 @@ PAGING_STATE = "revleak_paging_state"
 INCIDENT_SEVERITY = "revleak_incident_severity"
 ALERTS_FIRING = "revleak_alerts_firing"
 WATERMARK_LAG = "revleak_watermark_lag_seconds"
+OPEN_RECORDS = "revleak_open_records"
+CLOSED_RECORDS = "revleak_closed_records"
 
 SLO = "slo"
 OUTCOME = "outcome"

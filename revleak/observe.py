@@ -24,6 +24,8 @@ class Observer(Protocol):
         self, slo: str, good: int, bad: int, good_usd: float, bad_usd: float
     ) -> None: ...
 
+    def record_state(self, shard: str, open_records: int, closed_records: int) -> None: ...
+
     def slo_snapshot(self, snapshot: SloSnapshot) -> None: ...
 
     def incident_snapshot(self, snapshot: IncidentSnapshot) -> None: ...
@@ -40,6 +42,9 @@ class NullObserver:
         pass
 
     def sli_events(self, slo: str, good: int, bad: int, good_usd: float, bad_usd: float) -> None:
+        pass
+
+    def record_state(self, shard: str, open_records: int, closed_records: int) -> None:
         pass
 
     def slo_snapshot(self, snapshot: SloSnapshot) -> None:

@@ -11,14 +11,11 @@ member's duplicate violation is open.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 from revleak.crm.events import CrmObject
 from revleak.crm.quality import DuplicateVerdict, Half, QualityCheck
-
-# A member: (created_at_ms, record_id) orders "created earlier"; the flag says whether its
-# duplicate violation is open.
-_Member = tuple[int, str, bool]
 
 
 def index_key(obj: CrmObject, domain: str) -> str:
@@ -46,12 +43,21 @@ def routes(check: QualityCheck) -> list[tuple[str, Half]]:
 
 
 class DomainIndex:
+    """One partition of the index.
+
+    A member is one ``bytes``: its ``created_at`` (8 bytes, big-endian, offset to be
+    unsigned) then its record id in UTF-8, so byte order is (created_at, record_id) order.
+    A domain with one member (the common case) holds that ``bytes``; a larger one a sorted
+    list. Open duplicate violations are rare and kept apart.
+    """
+
     def __init__(self) -> None:
-        self._domains: dict[str, list[_Member]] = {}
+        self._domains: dict[str, bytes | list[bytes]] = {}
+        self._flagged: set[tuple[str, str]] = set()
 
     @property
     def members(self) -> int:
-        return sum(len(members) for members in self._domains.values())
+        return sum(1 if isinstance(m, bytes) else len(m) for m in self._domains.values())
 
     def advance(self, requests: Iterable[tuple[QualityCheck, Half]]) -> list[DuplicateVerdict]:
         """Answer checks in event-time order."""
@@ -64,44 +70,58 @@ class DomainIndex:
             if check.domain_after and check.open_after
             else None
         )
+        created_before = check.created_at_before_ms
+        before = _member(
+            check.created_at_ms if created_before is None else created_before, check.record_id
+        )
         if half is Half.LEAVE:
             assert before_key is not None
-            return DuplicateVerdict(check, half, self._remove(before_key, check.record_id), False)
+            return DuplicateVerdict(check, half, self._remove(before_key, before), False)
         duplicate_before = False
         if half is Half.WHOLE and before_key is not None:
-            if before_key == after_key:
-                duplicate_before = self._flag(before_key, check.record_id)
-            else:
-                duplicate_before = self._remove(before_key, check.record_id)
+            duplicate_before = self._remove(before_key, before)
         duplicate_after = False
         if after_key is not None:
-            duplicate_after = self._place(after_key, check.record_id, check.created_at_ms)
+            member = _member(check.created_at_ms, check.record_id)
+            duplicate_after = self._place(after_key, member)
+            if duplicate_after:
+                self._flagged.add((after_key, check.record_id))
         return DuplicateVerdict(check, half, duplicate_before, duplicate_after)
 
-    def _flag(self, key: str, record_id: str) -> bool:
-        for _, member_id, flagged in self._domains.get(key, ()):
-            if member_id == record_id:
-                return flagged
-        return False
-
-    def _remove(self, key: str, record_id: str) -> bool:
+    def _remove(self, key: str, member: bytes) -> bool:
+        """Take ``member`` out of ``key``'s domain; say whether it was flagged a duplicate."""
         members = self._domains.get(key)
-        if not members:
+        if members is None:
             return False
-        for position, (_, member_id, flagged) in enumerate(members):
-            if member_id == record_id:
+        if isinstance(members, bytes):
+            if members == member:
+                del self._domains[key]
+        else:
+            position = bisect_left(members, member)
+            if position < len(members) and members[position] == member:
                 del members[position]
-                if not members:
-                    del self._domains[key]
-                return flagged
+                if len(members) == 1:
+                    self._domains[key] = members[0]
+        record_id = member[8:].decode()
+        if (key, record_id) in self._flagged:
+            self._flagged.discard((key, record_id))
+            return True
         return False
 
-    def _place(self, key: str, record_id: str, created_at_ms: int) -> bool:
-        """Insert or move ``record_id`` and say whether an earlier open record shares the domain."""
-        members = self._domains.setdefault(key, [])
-        members[:] = [member for member in members if member[1] != record_id]
-        duplicate = any(
-            (created, member_id) < (created_at_ms, record_id) for created, member_id, _ in members
-        )
-        members.append((created_at_ms, record_id, duplicate))
-        return duplicate
+    def _place(self, key: str, member: bytes) -> bool:
+        """Add ``member``; say whether an earlier open record shares the domain."""
+        members = self._domains.get(key)
+        if members is None:
+            self._domains[key] = member
+            return False
+        if isinstance(members, bytes):
+            members = self._domains[key] = [members]
+        insort(members, member)
+        return members[0] != member
+
+
+def _member(created_at_ms: int, record_id: str) -> bytes:
+    return (created_at_ms + _OFFSET).to_bytes(8, "big") + record_id.encode()
+
+
+_OFFSET = 1 << 63  # created_at may precede 1970: keep the packed value unsigned

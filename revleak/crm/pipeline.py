@@ -208,13 +208,15 @@ class _MergingStage(Stage, Generic[T]):
 
 
 class RecordStage(_MergingStage[ChangeEvent]):
-    def __init__(self, config: FlowConfig, key: str) -> None:
+    def __init__(self, config: FlowConfig, key: str, observer: Observer) -> None:
         senders = [f"p{partition}" for partition in range(config.partitions)]
         super().__init__(
             senders,
             OrderedMerge(senders, time_of=_event_time, order_of=_event_order),
         )
         self._config = config
+        self._key = key
+        self._observer = observer
         self._shard = RecordShard(config.catalog)
         self._writer: TickWriter[Any] = TickWriter(
             key, [*config.domain_keys, *config.timed_slo_keys]
@@ -222,6 +224,7 @@ class RecordStage(_MergingStage[ChangeEvent]):
 
     def _advance(self, items: list[ChangeEvent], watermark: int) -> list[Sent]:
         output = self._shard.advance(items, watermark)
+        self._observer.record_state(self._key, self._shard.open_records, self._shard.closed_records)
         by_destination: dict[Hashable, list[Any]] = defaultdict(list)
         for event in output.sli_events:
             by_destination[f"{SLO}/{event.slo}"].append(event)
@@ -350,7 +353,7 @@ def build_stage(config: FlowConfig, key: str, observer: Observer | None = None) 
     if key.startswith(f"{INPUT}/"):
         return Sequencer(config, int(key.removeprefix(f"{INPUT}/")), observer)
     if key.startswith(f"{RECORDS}/"):
-        return RecordStage(config, key)
+        return RecordStage(config, key, observer)
     if key.startswith(f"{DOMAINS}/"):
         return DomainStage(config, key)
     if key.startswith(f"{SLO}/"):

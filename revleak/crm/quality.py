@@ -49,6 +49,8 @@ class QualityCheck(NamedTuple):
     region_missing_after: bool
     value_usd: float
     owner: str
+    # Where the domain index holds the record, when created_at changed with this check.
+    created_at_before_ms: int | None = None
 
     @property
     def order(self) -> tuple[int, int, int]:

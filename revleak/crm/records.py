@@ -288,6 +288,7 @@ class RecordShard:
                 region_missing_after=after is not None and after.region_missing,
                 value_usd=current.value_usd,
                 owner=current.owner,
+                created_at_before_ms=before.created_at_ms if before is not None else None,
             )
         )
 
