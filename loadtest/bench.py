@@ -505,10 +505,8 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             "",
             "## What bounds it",
             "",
-            "*Placeholder — profiling results follow.* The maintainer fills this section in "
-            "with where the time (decoding, record state, the SLO evaluators, Bytewax's "
-            "exchange between steps) and the memory per open record go, measured with "
-            "`py-spy` and `tracemalloc` on the run above.",
+            "Where the time and the memory go on this workload, measured with py-spy, and "
+            "what would move the numbers: [performance.md](performance.md).",
             "",
         ]
     )

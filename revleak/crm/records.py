@@ -76,8 +76,15 @@ class RecordShard:
             if data is None:
                 continue
             record = codec.decode(data)
-            if record.armed_ms == NO_TIME or record.armed_ms // MINUTE_MS != minute:
+            if record.armed_ms // MINUTE_MS != minute:
                 continue  # superseded by an earlier filing of the same record
+            pending = self._pending(record)
+            if record.armed_ms < watermark and all(due < watermark for due, _ in pending):
+                # The usual case. An armed time below the watermark reads as unarmed (see
+                # _schedule), so the record need not be written back.
+                for due, _ in pending:
+                    heapq.heappush(self._due, (due, key))
+                continue
             record.armed_ms = NO_TIME
             self._schedule(key, record)
             self._records[key] = codec.encode(record)
@@ -116,7 +123,8 @@ class RecordShard:
                 heapq.heappush(self._due, (due, key))
             elif later == NO_TIME or due < later:
                 later = due
-        if later != NO_TIME and (record.armed_ms == NO_TIME or later < record.armed_ms):
+        armed = record.armed_ms
+        if later != NO_TIME and (armed == NO_TIME or armed < self._watermark or later < armed):
             self._wheel.file(key, later)
             record.armed_ms = later
 
