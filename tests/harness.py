@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from revleak.connectors.generic_json import decode_change
-
 from revleak.crm.pipeline import (
     DecodedBatch,
     FlowConfig,

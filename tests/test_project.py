@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from harness import ROOT
+
 from revleak.loadtest import nakatomi
 
 

@@ -15,12 +15,12 @@ from examples import (
     read_json_lines,
 )
 from harness import DEFAULT_SLOS, ROOT
+
 from revleak.connectors.csv_import import read_funnel
+from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
 from revleak.dataflows.sinks import JsonLinesSink
 from revleak.dataflows.sources import ChangeLogSource, FunnelCsvSource
-
-from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import format_timestamp
 
