@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
-from revleak.cli.report import render_summary, render_timeline
+from revleak.cli.report import render_summary, render_timeline, timeline_table
 from revleak.slo.incident import IncidentSnapshot
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import format_timestamp, parse_timestamp
@@ -64,9 +65,10 @@ def demo_command(
     if headless:
         render_timeline(story, console)
     else:
-        for entry in story:
-            render_timeline([entry], console)
-            time.sleep(0.6)
+        with Live(timeline_table([]), console=console, auto_refresh=False) as live:
+            for shown in range(1, len(story) + 1):
+                time.sleep(0.6)
+                live.update(timeline_table(story[:shown]), refresh=True)
     console.print(
         f"Story ends {format_timestamp(story_end)}. At end of input the watermark goes to +∞: "
         "every pending deadline fires and every alert resolves once its windows empty.",

@@ -71,6 +71,10 @@ def render_summary(report: Report, console: Console, slo_order: Iterable[str]) -
 
 
 def render_timeline(timeline: Iterable[Mapping[str, Any]], console: Console) -> None:
+    console.print(timeline_table(timeline))
+
+
+def timeline_table(timeline: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(title="Incident timeline (event time, UTC)", title_justify="left")
     table.add_column("at")
     table.add_column("severity")
@@ -90,4 +94,4 @@ def render_timeline(timeline: Iterable[Mapping[str, Any]], console: Console) -> 
             str(entry["paging_state"]),
             what,
         )
-    console.print(table)
+    return table
