@@ -8,9 +8,10 @@ number of workers or the batch size::
                                                     └─> domains[shard] ──┴─> slos[data_quality]
                                                                             └─> incident ─> sink
 
-Run a replay with ``revleak replay``, or as a module with Bytewax's runner::
+Run a replay with ``revleak replay``, or with Bytewax's runner (from any folder but
+the repository root: the runner puts its folder first on ``sys.path``)::
 
-    python -m bytewax.run "revleak.dataflows.crm:replay_flow('slos/crm.yaml', 'events.jsonl')" -w 2
+    python -m bytewax.run "revleak.dataflows.crm:replay_flow('crm.yaml', 'events.jsonl')" -w 2
 """
 
 from __future__ import annotations

@@ -53,7 +53,6 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 ALLOWED_LATENESS_MS = 60_000
 
-LEAD_STAGES = ("New", "Qualified", "Converted")
 OPPORTUNITY_STAGES = ("New", "Qualified", "Proposal", "Negotiation", "Closed Won", "Closed Lost")
 _OPEN_OPPORTUNITY_STAGES = OPPORTUNITY_STAGES[:4]
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from revleak.timefmt import END_OF_TIME_MS
-
 T = TypeVar("T")
 NEVER = -(1 << 62)
 
@@ -49,10 +47,6 @@ class OrderedMerge(Generic[T]):
         self._early: dict[tuple[str, int], Tick[T]] = {}
         self._pending: list[T] = []
         self.watermark = NEVER
-
-    @property
-    def finished(self) -> bool:
-        return self.watermark >= END_OF_TIME_MS
 
     @property
     def pending(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from revleak.slo.alerts import LEAK_RANK
 from revleak.slo.catalog import PICOS_PER_USD, Rule
 
 
@@ -36,4 +37,4 @@ class LeakChange(NamedTuple):
 
     @property
     def order(self) -> tuple[int, int]:
-        return (self.time, 0)  # before budget updates and alerts of the same time
+        return (self.time, LEAK_RANK)

@@ -8,22 +8,48 @@ ticks of the same channel, to show the outputs do not depend on it.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from revleak.connectors.generic_json import decode_change
 from revleak.crm.pipeline import (
+    ALERTS,
+    DEAD_LETTERS,
+    TIMELINE,
     DecodedBatch,
     FlowConfig,
-    FlowOutputs,
     Sequencer,
     build_stage,
     is_output,
 )
+from revleak.deadletter import DeadLetter
 from revleak.observe import NullObserver, Observer
+from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import SloCatalog
+from revleak.slo.incident import TimelineEntry
 from revleak.slo.loader import load_catalog
+
+
+@dataclass(slots=True)
+class FlowOutputs:
+    """Everything a run produced, in the order it was produced."""
+
+    alerts: list[AlertTransition] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def collect(self, destination: Hashable, item: Any) -> None:
+        if destination == ALERTS:
+            self.alerts.append(item)
+        elif destination == TIMELINE:
+            self.timeline.append(item)
+        elif destination == DEAD_LETTERS:
+            self.dead_letters.append(item)
+        else:
+            raise ValueError(f"not an output: {destination!r}")
+
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SLOS = ROOT / "slos" / "crm.yaml"

@@ -190,3 +190,23 @@ def test_slo_validate_explains_every_problem(tmp_path: Path) -> None:
     assert "treshold" in done.stderr
     assert "unknown field" in done.stderr
     assert f"{broken}:" in done.stderr
+
+
+def test_the_flow_runs_under_bytewax_own_runner(tmp_path: Path) -> None:
+    alerts = tmp_path / "alerts.jsonl"
+    name = "01-lead-response"
+    flow = (
+        f"revleak.dataflows.crm:replay_flow({str(DEFAULT_SLOS)!r}, "
+        f"{str(events_path(name))!r}, alerts_out={str(alerts)!r})"
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "bytewax.run", flow, "-w", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_alert_logs_match(
+        [json.loads(line) for line in alerts.read_text().splitlines()], expected_alerts(name)
+    )

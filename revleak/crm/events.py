@@ -33,8 +33,6 @@ TEXT_FIELDS = (
     "stage",
     "next_step",
 )
-TIME_FIELDS = ("created_at", "last_touch_at")
-FIELD_NAMES = (*TEXT_FIELDS, *TIME_FIELDS, "value_usd")
 
 
 class ChangeEvent(NamedTuple):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from revleak import conventions, deadletter
@@ -34,10 +34,9 @@ from revleak.deadletter import DeadLetter
 from revleak.observe import NullObserver, Observer
 from revleak.ordering import NEVER, OrderedMerge, Tick, TickWriter
 from revleak.sli import LeakChange, SliEvent
-from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import Indicator, SloCatalog
 from revleak.slo.evaluator import SloEvaluator
-from revleak.slo.incident import IncidentItem, IncidentTracker, TimelineEntry
+from revleak.slo.incident import IncidentItem, IncidentTracker
 from revleak.timefmt import END_OF_TIME_MS, format_timestamp
 
 T = TypeVar("T")
@@ -326,25 +325,6 @@ class IncidentStage(_MergingStage[IncidentItem]):
         sent: list[Sent] = [(ALERTS, transition) for transition in output.alerts]
         sent.extend((TIMELINE, entry) for entry in output.timeline)
         return sent
-
-
-@dataclass(slots=True)
-class FlowOutputs:
-    """Everything a flow run produced, in the order it was produced."""
-
-    alerts: list[AlertTransition] = field(default_factory=list)
-    timeline: list[TimelineEntry] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-
-    def collect(self, destination: Hashable, item: Any) -> None:
-        if destination == ALERTS:
-            self.alerts.append(item)
-        elif destination == TIMELINE:
-            self.timeline.append(item)
-        elif destination == DEAD_LETTERS:
-            self.dead_letters.append(item)
-        else:
-            raise ValueError(f"not an output: {destination!r}")
 
 
 def build_stage(config: FlowConfig, key: str, observer: Observer | None = None) -> Any:

@@ -99,10 +99,6 @@ class Slo:
     min_events: int = 0
 
     @property
-    def error_budget(self) -> Fraction:
-        return 1 - self.target
-
-    @property
     def is_revenue(self) -> bool:
         return self.budget_share is not None
 

@@ -70,7 +70,6 @@ class SloSnapshot:
     firing: dict[str, int]
     good: int
     bad: int
-    good_picos: int
     bad_picos: int
 
 
@@ -107,7 +106,7 @@ class SloEvaluator:
         self._blast_radius = 0
         self._at_risk_reported = 0
         self._last_point = _NEVER
-        self._good = self._bad = self._good_picos = self._bad_picos = 0
+        self._good = self._bad = self._bad_picos = 0
         self._out = EvaluatorOutput()
 
     def _usd_threshold(self, factor: Fraction, window_ms: int) -> UsdThreshold | None:
@@ -148,7 +147,6 @@ class SloEvaluator:
     def _count(self, event: SliEvent) -> None:
         if event.good:
             self._good += 1
-            self._good_picos += event.weight_picos
             self._added_good = True
         else:
             self._bad += 1
@@ -281,6 +279,5 @@ class SloEvaluator:
             firing=firing,
             good=self._good,
             bad=self._bad,
-            good_picos=self._good_picos,
             bad_picos=self._bad_picos,
         )

@@ -26,8 +26,6 @@ from pydantic.alias_generators import to_camel
 from revleak.slo.catalog import Indicator, Rule
 from revleak.timefmt import parse_duration
 
-API_VERSION = "revleak/v1"
-
 
 def _exact(value: Any) -> Fraction:
     """Numbers from YAML become exact fractions of their decimal text (0.1 is 1/10)."""

@@ -25,10 +25,6 @@ class WindowSums:
         return self.total - self.bad
 
 
-def bucket_of(time_ms: int) -> int:
-    return time_ms // MINUTE_MS
-
-
 class BucketSeries:
     """Cumulative good/bad counts and bad dollars, per non-empty bucket, in time order."""
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from revleak.slo.windows import BucketSeries, WindowSums, bucket_of
+from revleak.slo.windows import BucketSeries, WindowSums
 from revleak.timefmt import MINUTE_MS
 
 
@@ -49,13 +49,6 @@ def event_histories(draw: st.DrawFn, max_gap_minutes: int = 5) -> list[Event]:
 def fill(series: BucketSeries, events: list[Event]) -> None:
     for event in events:
         series.add(event.time, good=event.good, weight_picos=event.weight)
-
-
-def test_bucket_of_floors_to_the_minute() -> None:
-    assert bucket_of(0) == 0
-    assert bucket_of(MINUTE_MS - 1) == 0
-    assert bucket_of(MINUTE_MS) == 1
-    assert bucket_of(-1) == -1
 
 
 def test_window_sums_count_good_as_total_minus_bad() -> None:
