@@ -205,6 +205,7 @@ def test_the_flow_runs_under_bytewax_own_runner(tmp_path: Path) -> None:
         text=True,
         timeout=300,
         check=False,
+        cwd=tmp_path,  # the runner puts its folder first on sys.path
     )
     assert done.returncode == 0, done.stderr
     assert_alert_logs_match(
