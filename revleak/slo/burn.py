@@ -47,8 +47,8 @@ class CountThreshold:
         limit = factor * (1 - target)
         return cls(limit.numerator, limit.denominator)
 
-    def exceeded(self, sums: WindowSums) -> bool:
-        return sums.bad * self.q > self.p * sums.total
+    def exceeded(self, bad: int, total: int) -> bool:
+        return bad * self.q > self.p * total
 
 
 @dataclass(frozen=True, slots=True)

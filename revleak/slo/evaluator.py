@@ -199,8 +199,8 @@ class SloEvaluator:
                     continue
                 threshold = state.count_threshold
                 firing = (
-                    (bad - long_bad) * threshold.q > threshold.p * (total - long_total)
-                    and (bad - short_bad) * threshold.q > threshold.p * (total - short_total)
+                    threshold.exceeded(bad - long_bad, total - long_total)
+                    and threshold.exceeded(bad - short_bad, total - short_total)
                     and total - long_total >= min_events
                 )
             else:
