@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -168,7 +168,8 @@ class Sequencer(Stage):
                     partition=event.partition,
                     raw=raw,
                     event_time=format_timestamp(event.ts),
-                    **({"line": event.offset} if batch.line_numbered else {"offset": event.offset}),
+                    line=event.offset if batch.line_numbered else None,
+                    offset=None if batch.line_numbered else event.offset,
                 )
                 sent.append((DEAD_LETTERS, late))
                 self._observer.dead_letter(source, deadletter.LATE)
@@ -190,8 +191,7 @@ class Sequencer(Stage):
 
 
 class _MergingStage(Stage, Generic[T]):
-    def __init__(self, senders: Sequence[str], merge: OrderedMerge[T]) -> None:
-        self._senders = senders
+    def __init__(self, merge: OrderedMerge[T]) -> None:
         self._merge = merge
 
     def receive(self, tick: Tick[T]) -> list[Sent]:
@@ -210,7 +210,6 @@ class RecordStage(_MergingStage[ChangeEvent]):
     def __init__(self, config: FlowConfig, key: str, observer: Observer) -> None:
         senders = [f"p{partition}" for partition in range(config.partitions)]
         super().__init__(
-            senders,
             OrderedMerge(senders, time_of=_event_time, order_of=_event_order),
         )
         self._config = config
@@ -239,7 +238,6 @@ class DomainStage(_MergingStage[tuple[QualityCheck, Half]]):
     def __init__(self, config: FlowConfig, key: str) -> None:
         senders = config.record_keys
         super().__init__(
-            senders,
             OrderedMerge(senders, time_of=_request_time, order_of=_request_order),
         )
         self._index = domains.DomainIndex()
@@ -264,7 +262,7 @@ class SloStage(_MergingStage[Any]):
         # Within one time, only a domain change's two halves need a fixed order; everything
         # else commutes, and a stable sort keeps each sender's own order.
         order = _item_order if self._quality else _item_time
-        super().__init__(senders, OrderedMerge(senders, time_of=_item_time, order_of=order))
+        super().__init__(OrderedMerge(senders, time_of=_item_time, order_of=order))
         self._slo = slo
         self._observer = observer
         budget = config.catalog.budget_usd(slo) if slo.is_revenue else None
@@ -315,7 +313,7 @@ class SloStage(_MergingStage[Any]):
 class IncidentStage(_MergingStage[IncidentItem]):
     def __init__(self, config: FlowConfig, observer: Observer) -> None:
         senders = config.slo_keys
-        super().__init__(senders, OrderedMerge(senders, time_of=_item_time, order_of=_item_order))
+        super().__init__(OrderedMerge(senders, time_of=_item_time, order_of=_item_order))
         self._tracker = IncidentTracker(config.catalog)
         self._observer = observer
 
