@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from bytewax.run import cli_main
 from prometheus_client import CollectorRegistry
 
 from revleak import conventions as names
+from revleak.connectors.formats import Format, decoder_for
 from revleak.connectors.metrics import PrometheusObserver
 from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
@@ -25,10 +25,8 @@ from revleak.slo.catalog import SloCatalog
 from revleak.slo.evaluator import SloSnapshot
 from revleak.slo.incident import IncidentSnapshot
 
-
-class InputFormat(StrEnum):
-    GENERIC = "generic"
-    CSV = "csv"
+CSV = "csv"
+INPUT_FORMATS = (*(fmt.value for fmt in Format), CSV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,7 @@ def replay(
     *,
     catalog: SloCatalog,
     events: Sequence[Path],
-    input_format: InputFormat = InputFormat.GENERIC,
+    input_format: str = Format.GENERIC,
     alerts_out: Path,
     metrics_out: Path | None = None,
     dlq_out: Path | None = None,
@@ -63,17 +61,26 @@ def replay(
     allowed_lateness_ms: int = 60_000,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayReport:
-    """Run the flow over ``events`` to the end (the watermark reaches +∞)."""
-    if input_format is InputFormat.CSV and len(events) != 1:
+    """Run the flow over ``events`` to the end (the watermark reaches +∞).
+
+    ``input_format`` is ``csv`` (one funnel snapshot) or a message format of
+    :class:`~revleak.connectors.formats.Format`, one message a line.
+    """
+    if input_format == CSV and len(events) != 1:
         raise ValueError("a CSV replay takes exactly one funnel file")
     source: Any = (
         FunnelCsvSource(events[0], batch_size=batch_size, progress=progress)
-        if input_format is InputFormat.CSV
-        else ChangeLogSource(events, batch_size=batch_size, progress=progress)
+        if input_format == CSV
+        else ChangeLogSource(
+            events,
+            decoder=decoder_for(Format(input_format)),
+            batch_size=batch_size,
+            progress=progress,
+        )
     )
     config = FlowConfig(
         catalog=catalog,
-        partitions=1 if input_format is InputFormat.CSV else len(events),
+        partitions=1 if input_format == CSV else len(events),
         shards=shards,
         allowed_lateness_ms=allowed_lateness_ms,
     )

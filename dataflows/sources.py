@@ -17,8 +17,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from revleak.connectors.csv_import import read_funnel
-from revleak.connectors.generic_json import decode_change
-from revleak.crm.events import ChangeEvent
+from revleak.connectors.formats import Decoder, Position, decode_generic
 from revleak.crm.pipeline import DecodedBatch
 
 Progress = Callable[[int], None]
@@ -32,6 +31,7 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
         partition: int,
         *,
         source: str,
+        decoder: Decoder,
         batch_size: int,
         resume: ResumeState | None,
         progress: Progress | None,
@@ -39,6 +39,7 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
         self._file = path.open("rb")
         self._partition = partition
         self._source = source
+        self._decoder = decoder
         self._batch_size = batch_size
         self._progress = progress
         self._offset, self._line = resume or (0, 0)
@@ -56,12 +57,11 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
                 break
             self._line += 1
             raw = line.rstrip(b"\r\n")
-            decoded = decode_change(
-                raw, partition=self._partition, offset=self._line, source=self._source
+            events, dead_letters = self._decoder(
+                raw, Position(self._source, self._partition, self._line)
             )
-            if decoded is None:
-                continue
-            items.append((decoded, raw) if isinstance(decoded, ChangeEvent) else decoded)
+            items.extend(dead_letters)
+            items.extend((event, raw) for event in events)
         read_to = self._file.tell()
         if self._progress is not None:
             self._progress(read_to - self._offset)
@@ -76,18 +76,20 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
 
 
 class ChangeLogSource(FixedPartitionedSource[DecodedBatch, ResumeState]):
-    """Generic JSON change events, one per line; one partition per file."""
+    """CRM messages, one per line (generic JSON by default); one partition per file."""
 
     def __init__(
         self,
         paths: Sequence[str | Path],
         *,
         source: str = "crm",
+        decoder: Decoder = decode_generic,
         batch_size: int = 2000,
         progress: Progress | None = None,
     ) -> None:
         self._paths = [Path(path) for path in paths]
         self._source = source
+        self._decoder = decoder
         self._batch_size = batch_size
         self._progress = progress
 
@@ -103,6 +105,7 @@ class ChangeLogSource(FixedPartitionedSource[DecodedBatch, ResumeState]):
             self._paths[partition],
             partition,
             source=self._source,
+            decoder=self._decoder,
             batch_size=self._batch_size,
             resume=resume_state,
             progress=self._progress,

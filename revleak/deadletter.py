@@ -15,6 +15,7 @@ TOO_LARGE = "too_large"
 LATE = "late"
 INVALID_ROW = "invalid_row"
 INVALID_HEADER = "invalid_header"
+UNKNOWN_FORMAT = "unknown_format"
 REASONS = (
     MALFORMED_JSON,
     NOT_AN_OBJECT,
@@ -23,6 +24,7 @@ REASONS = (
     LATE,
     INVALID_ROW,
     INVALID_HEADER,
+    UNKNOWN_FORMAT,
 )
 
 

@@ -27,7 +27,11 @@ def replay_command(
     alerts_out: Annotated[Path, typer.Option("--alerts-out", help="Alert log (JSON lines)")],
     slos: Annotated[Path, typer.Option("--slos", help="SLO file", exists=True, dir_okay=False)],
     input_format: Annotated[
-        str, typer.Option("--format", help="generic (JSON lines) or csv (funnel snapshot)")
+        str,
+        typer.Option(
+            "--format",
+            help="generic (JSON lines), auto (detected per message) or csv (funnel snapshot)",
+        ),
     ] = "generic",
     metrics_out: Annotated[
         Path | None, typer.Option("--metrics-out", help="Prometheus text exposition at the end")
@@ -53,13 +57,11 @@ def replay_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
 ) -> None:
     """Replay CRM change events through the dataflow (event time, to the end of input)."""
-    from revleak.dataflows.replay import InputFormat, replay
+    from revleak.dataflows.replay import INPUT_FORMATS, replay
 
     console = Console(stderr=True, soft_wrap=True)
-    try:
-        fmt = InputFormat(input_format)
-    except ValueError:
-        raise typer.BadParameter("--format is generic or csv") from None
+    if input_format not in INPUT_FORMATS:
+        raise typer.BadParameter(f"--format is one of {', '.join(INPUT_FORMATS)}")
     try:
         catalog = load_catalog(slos)
         lateness = parse_duration(allowed_lateness)
@@ -82,7 +84,7 @@ def replay_command(
         report = replay(
             catalog=catalog,
             events=events,
-            input_format=fmt,
+            input_format=input_format,
             alerts_out=alerts_out,
             metrics_out=metrics_out,
             dlq_out=dlq_out,

@@ -39,8 +39,10 @@ class ChangeEvent(NamedTuple):
     """One accepted change of one CRM record.
 
     ``fields`` holds only what the change carries (an update carries only the
-    changed fields). ``partition`` and ``offset`` locate the event in its input
-    and break ties between events of the same time, so every run orders them
+    changed fields). ``partition`` and ``offset`` locate the message in its input,
+    ``item`` the event within a message that carries several (a Salesforce change of
+    many records, a HubSpot batch); together they break ties between events of the
+    same time, so every run orders them
     the same way.
     """
 
@@ -52,7 +54,8 @@ class ChangeEvent(NamedTuple):
     fields: Mapping[str, FieldValue]
     partition: int = 0
     offset: int = 0
+    item: int = 0
 
     @property
-    def order(self) -> tuple[int, int, int]:
-        return (self.ts, self.partition, self.offset)
+    def order(self) -> tuple[int, int, int, int]:
+        return (self.ts, self.partition, self.offset, self.item)

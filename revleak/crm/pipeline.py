@@ -353,17 +353,17 @@ def _event_time(event: ChangeEvent) -> int:
     return event.ts
 
 
-def _event_order(event: ChangeEvent) -> tuple[int, int, int]:
-    return (event.ts, event.partition, event.offset)
+def _event_order(event: ChangeEvent) -> tuple[int, int, int, int]:
+    return event.order
 
 
 def _request_time(request: tuple[QualityCheck, Half]) -> int:
     return request[0].time
 
 
-def _request_order(request: tuple[QualityCheck, Half]) -> tuple[int, int, int, int]:
+def _request_order(request: tuple[QualityCheck, Half]) -> tuple[int, int, int, int, int]:
     check, half = request
-    return (check.time, check.partition, check.offset, 0 if half is Half.LEAVE else 1)
+    return (*check.order, 0 if half is Half.LEAVE else 1)
 
 
 def _item_time(item: Any) -> int:

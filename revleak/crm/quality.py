@@ -51,10 +51,11 @@ class QualityCheck(NamedTuple):
     owner: str
     # Where the domain index holds the record, when created_at changed with this check.
     created_at_before_ms: int | None = None
+    item: int = 0  # the change event's place in its message
 
     @property
-    def order(self) -> tuple[int, int, int]:
-        return (self.time, self.partition, self.offset)
+    def order(self) -> tuple[int, int, int, int]:
+        return (self.time, self.partition, self.offset, self.item)
 
     @property
     def splits(self) -> bool:
@@ -78,7 +79,7 @@ class DuplicateVerdict(NamedTuple):
         return self.check.time
 
     @property
-    def order(self) -> tuple[int, int, int, int]:
+    def order(self) -> tuple[int, int, int, int, int]:
         return (*self.check.order, 0 if self.half is Half.LEAVE else 1)
 
 

@@ -297,6 +297,7 @@ class RecordShard:
                 value_usd=current.value_usd,
                 owner=current.owner,
                 created_at_before_ms=before.created_at_ms if before is not None else None,
+                item=event.item,
             )
         )
 

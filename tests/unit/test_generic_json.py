@@ -79,7 +79,7 @@ def test_a_create_decodes_every_part() -> None:
         partition=3,
         offset=7,
     )
-    assert event.order == (TEN, 3, 7)
+    assert event.order == (TEN, 3, 7, 0)
 
 
 @pytest.mark.parametrize(

@@ -131,4 +131,4 @@ def test_a_rule_the_slo_does_not_configure_is_never_violated() -> None:
 
 
 def test_check_order_is_time_partition_offset() -> None:
-    assert change().order == (T, 0, 1)
+    assert change().order == (T, 0, 1, 0)
