@@ -35,6 +35,7 @@ from revleak.slo.spec import (
     SloDocument,
 )
 from revleak.timefmt import DAY_MS, format_duration
+from revleak.yamlpaths import dotted_path, locate
 
 _DOCUMENT = TypeAdapter[AlertPolicyDocument | RevenueBudgetDocument | SloDocument](Document)
 
@@ -124,7 +125,7 @@ class _CatalogBuilder:
                     Problem(
                         self.file,
                         _line_of(node, location),
-                        f"{label} {_dotted(location)}".strip(),
+                        f"{label} {dotted_path(location)}".strip(),
                         _message(detail),
                     )
                 )
@@ -328,8 +329,8 @@ class _CatalogBuilder:
 
     def _problem(self, node: yaml.Node | None, path: tuple[Any, ...], message: str) -> Problem:
         if node is None:
-            return Problem(self.file, None, _dotted(path), message)
-        where = f"{self._labels.get(id(node), '')} {_dotted(path)}".strip()
+            return Problem(self.file, None, dotted_path(path), message)
+        where = f"{self._labels.get(id(node), '')} {dotted_path(path)}".strip()
         return Problem(self.file, _line_of(node, path), where, message)
 
 
@@ -338,37 +339,8 @@ def _name_of(raw: dict[str, Any]) -> str:
     return str(metadata.get("name", "?")) if isinstance(metadata, dict) else "?"
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the deepest node on ``path`` that exists."""
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for part in path:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    child = value
-                    line = key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-        if child is None:
-            return line
-        node = child
-        line = child.start_mark.line + 1
-    return line
+    return locate(node, path)[0] if node is not None else None
 
 
 def _message(detail: Any) -> str:
