@@ -7,50 +7,24 @@ the change events it could read and a dead letter for each part it could not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import NamedTuple
+from functools import partial
 
 from revleak import deadletter
+from revleak.connectors import hubspot, salesforce_cdc
 from revleak.connectors.generic_json import decode_change
+from revleak.connectors.mapping import SourceMapping
+from revleak.connectors.messages import NOTHING, Decoded, Decoder, Position
 from revleak.crm.events import ChangeEvent
-from revleak.deadletter import DeadLetter
-
-
-class Decoded(NamedTuple):
-    events: list[ChangeEvent]
-    dead_letters: list[DeadLetter]
-
-
-class Position(NamedTuple):
-    """Where a message is: its partition, and its line (files) or offset (topics)."""
-
-    source: str
-    partition: int
-    offset: int
-    line_numbered: bool = True
-
-    def dead_letter(self, raw: bytes, reason: str, detail: str) -> DeadLetter:
-        return DeadLetter.of(
-            source=self.source,
-            reason=reason,
-            detail=detail,
-            partition=self.partition,
-            raw=raw,
-            line=self.offset if self.line_numbered else None,
-            offset=None if self.line_numbered else self.offset,
-        )
-
-
-Decoder = Callable[[bytes, Position], Decoded]
 
 
 class Format(StrEnum):
     GENERIC = "generic"
+    SALESFORCE = "salesforce"  # Change Data Capture events (connectors/salesforce_cdc.py)
+    HUBSPOT = "hubspot"  # webhook batches (connectors/hubspot.py)
     AUTO = "auto"  # detected per message
-
-
-NOTHING = Decoded([], [])
 
 
 def decode_generic(raw: bytes, position: Position) -> Decoded:
@@ -68,31 +42,63 @@ def decode_generic(raw: bytes, position: Position) -> Decoded:
     return Decoded([], [decoded])
 
 
+_SALESFORCE_KEY = re.compile(rb'"ChangeEventHeader"\s*:')
+_HUBSPOT_KEY = re.compile(rb'"subscriptionType"\s*:')
+
+
 def sniff(raw: bytes) -> Format | None:
-    """The format of a message from its first bytes, without parsing it."""
+    """The format of a message from its first bytes and keys, without parsing it.
+
+    A JSON array is a HubSpot webhook batch; an object with a ``ChangeEventHeader``
+    is a Salesforce change event, one with a ``subscriptionType`` a single HubSpot
+    webhook event, and any other object a generic change event.
+    """
     head = raw.lstrip()[:1]
+    if head == b"[":
+        return Format.HUBSPOT
     if head == b"{":
+        if _SALESFORCE_KEY.search(raw):
+            return Format.SALESFORCE
+        if _HUBSPOT_KEY.search(raw):
+            return Format.HUBSPOT
         return Format.GENERIC
     return None
 
 
-def decode_auto(raw: bytes, position: Position) -> Decoded:
-    if not raw.strip():
-        return NOTHING
-    found = sniff(raw)
-    if found is None:
-        return Decoded(
-            [],
-            [position.dead_letter(raw, deadletter.UNKNOWN_FORMAT, "not a known CRM message")],
-        )
-    return decoder_for(found)(raw, position)
+def decoder_for(fmt: Format, mappings: Sequence[SourceMapping] = ()) -> Decoder:
+    """The decoder of ``fmt``; vendor formats use the mapping given for them, else the bundled."""
+    if not mappings:
+        return _BUNDLED[fmt]
+    sources = {mapping.spec.source for mapping in mappings}
+    unused = sources - ({fmt.value} if fmt is not Format.AUTO else {v.value for v in _VENDORS})
+    if unused:
+        source = sorted(unused)[0]
+        raise ValueError(f"a {source} mapping is for --format {source} or auto, not {fmt.value}")
+    return _decoders(mappings)[fmt]
 
 
-_DECODERS: dict[Format, Decoder] = {
-    Format.GENERIC: decode_generic,
-    Format.AUTO: decode_auto,
+def _decoders(mappings: Sequence[SourceMapping]) -> dict[Format, Decoder]:
+    by_source: dict[str, SourceMapping] = {mapping.spec.source: mapping for mapping in mappings}
+    decoders: dict[Format, Decoder] = {Format.GENERIC: decode_generic}
+    for vendor, decode in _VENDORS.items():
+        mapping = by_source.get(vendor.value)
+        decoders[vendor] = partial(decode, mapping=mapping) if mapping else decode
+
+    def decode_auto(raw: bytes, position: Position) -> Decoded:
+        if not raw.strip():
+            return NOTHING
+        found = sniff(raw)
+        if found is None:
+            detail = "not a known CRM message"
+            return Decoded([], [position.dead_letter(raw, deadletter.UNKNOWN_FORMAT, detail)])
+        return decoders[found](raw, position)
+
+    decoders[Format.AUTO] = decode_auto
+    return decoders
+
+
+_VENDORS: dict[Format, Callable[..., Decoded]] = {
+    Format.SALESFORCE: salesforce_cdc.decode_salesforce,
+    Format.HUBSPOT: hubspot.decode_hubspot,
 }
-
-
-def decoder_for(fmt: Format) -> Decoder:
-    return _DECODERS[fmt]
+_BUNDLED = _decoders(())

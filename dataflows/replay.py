@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from revleak import conventions as names
 from revleak.connectors.formats import Format, decoder_for
+from revleak.connectors.mapping import SourceMapping
 from revleak.connectors.metrics import PrometheusObserver
 from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
@@ -51,6 +52,7 @@ def replay(
     catalog: SloCatalog,
     events: Sequence[Path],
     input_format: str = Format.GENERIC,
+    mappings: Sequence[SourceMapping] = (),
     alerts_out: Path,
     metrics_out: Path | None = None,
     dlq_out: Path | None = None,
@@ -64,7 +66,8 @@ def replay(
     """Run the flow over ``events`` to the end (the watermark reaches +∞).
 
     ``input_format`` is ``csv`` (one funnel snapshot) or a message format of
-    :class:`~revleak.connectors.formats.Format`, one message a line.
+    :class:`~revleak.connectors.formats.Format`, one message a line; ``mappings``
+    replace the bundled field mappings of Salesforce and HubSpot.
     """
     if input_format == CSV and len(events) != 1:
         raise ValueError("a CSV replay takes exactly one funnel file")
@@ -73,7 +76,7 @@ def replay(
         if input_format == CSV
         else ChangeLogSource(
             events,
-            decoder=decoder_for(Format(input_format)),
+            decoder=decoder_for(Format(input_format), mappings),
             batch_size=batch_size,
             progress=progress,
         )

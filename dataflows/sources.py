@@ -17,7 +17,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from revleak.connectors.csv_import import read_funnel
-from revleak.connectors.formats import Decoder, Position, decode_generic
+from revleak.connectors.formats import decode_generic
+from revleak.connectors.messages import Decoder, Position
 from revleak.crm.pipeline import DecodedBatch
 
 Progress = Callable[[int], None]

@@ -16,6 +16,7 @@ LATE = "late"
 INVALID_ROW = "invalid_row"
 INVALID_HEADER = "invalid_header"
 UNKNOWN_FORMAT = "unknown_format"
+GAP = "gap"  # Salesforce lost changes: the records must be re-read from the CRM
 REASONS = (
     MALFORMED_JSON,
     NOT_AN_OBJECT,
@@ -25,6 +26,7 @@ REASONS = (
     INVALID_ROW,
     INVALID_HEADER,
     UNKNOWN_FORMAT,
+    GAP,
 )
 
 

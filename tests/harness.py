@@ -7,6 +7,7 @@ ticks of the same channel, to show the outputs do not depend on it.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from revleak.connectors.generic_json import decode_change
+from revleak.connectors.messages import Decoder, Position
+from revleak.crm.events import ChangeEvent
 from revleak.crm.pipeline import (
     ALERTS,
     DEAD_LETTERS,
@@ -30,6 +33,7 @@ from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.incident import TimelineEntry
 from revleak.slo.loader import load_catalog
+from revleak.timefmt import format_timestamp
 
 
 @dataclass(slots=True)
@@ -133,3 +137,53 @@ def replay_lines(
     return run_pipeline(
         config, [decode_batches(lines, batch_size=batch_size)], seed=seed, observer=observer
     )
+
+
+def vendor_batches(
+    lines: Sequence[bytes], decoder: Decoder, *, partition: int = 0, batch_size: int = 100
+) -> list[DecodedBatch]:
+    """What the change-log source makes of vendor messages, one a line."""
+    items: list[Any] = []
+    for offset, raw in enumerate(lines, start=1):
+        events, dead_letters = decoder(raw, Position("crm", partition, offset))
+        items.extend(dead_letters)
+        items.extend((change, raw) for change in events)
+    batches = [
+        DecodedBatch(partition, tuple(items[start : start + batch_size]))
+        for start in range(0, len(items), batch_size)
+    ]
+    return [*batches, DecodedBatch(partition, (), end=True)]
+
+
+def generic_line(change: ChangeEvent) -> bytes:
+    """A change event as a generic JSON line (times as ISO-8601 with Z)."""
+    fields = {
+        name: format_timestamp(value)
+        if name in {"created_at", "last_touch_at"} and isinstance(value, int)
+        else value
+        for name, value in change.fields.items()
+    }
+    return json.dumps(
+        {
+            "event_id": change.event_id,
+            "ts": format_timestamp(change.ts),
+            "object": change.object.value,
+            "op": change.op.value,
+            "record_id": change.record_id,
+            "fields": fields,
+        }
+    ).encode()
+
+
+def replay_vendor_and_generic(
+    lines: Sequence[bytes], decoder: Decoder, *, batch_size: int
+) -> tuple[FlowOutputs, FlowOutputs]:
+    """Replay vendor messages, and the same changes written as generic JSON lines."""
+    config = FlowConfig(catalog=default_catalog(), shards=4)
+    vendor = run_pipeline(config, [vendor_batches(lines, decoder, batch_size=batch_size)])
+    generic_lines = [
+        generic_line(change)
+        for offset, raw in enumerate(lines, start=1)
+        for change in decoder(raw, Position("crm", 0, offset)).events
+    ]
+    return vendor, run_pipeline(config, [decode_batches(generic_lines)])

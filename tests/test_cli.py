@@ -211,3 +211,57 @@ def test_the_flow_runs_under_bytewax_own_runner(tmp_path: Path) -> None:
     assert_alert_logs_match(
         [json.loads(line) for line in alerts.read_text().splitlines()], expected_alerts(name)
     )
+
+
+def test_vendor_payloads_replay_with_a_custom_mapping(tmp_path: Path) -> None:
+    vendors = ROOT / "tests" / "data" / "vendors"
+    mapping = tmp_path / "salesforce.yaml"
+    mapping.write_text((ROOT / "connectors" / "mappings" / "salesforce.yaml").read_text())
+    done = revleak(
+        "replay",
+        "--slos",
+        DEFAULT_SLOS,
+        "--format",
+        "auto",
+        "--mapping",
+        mapping,
+        "--events",
+        vendors / "salesforce-cdc.jsonl",
+        "--events",
+        vendors / "hubspot-webhooks.jsonl",
+        "--alerts-out",
+        tmp_path / "a.jsonl",
+        "--dlq-out",
+        tmp_path / "dlq.jsonl",
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dlq.jsonl").open()]
+    assert "gap" in reasons
+    assert (tmp_path / "a.jsonl").read_text().count('"state": "firing"') > 0
+
+
+def test_a_broken_mapping_is_explained(tmp_path: Path) -> None:
+    mapping = tmp_path / "broken.yaml"
+    mapping.write_text(
+        (ROOT / "connectors" / "mappings" / "hubspot.yaml")
+        .read_text()
+        .replace("object: lead", "object: account", 1)
+    )
+    done = revleak(
+        "replay",
+        "--slos",
+        DEFAULT_SLOS,
+        "--format",
+        "hubspot",
+        "--mapping",
+        mapping,
+        "--events",
+        ROOT / "tests" / "data" / "vendors" / "hubspot-webhooks.jsonl",
+        "--alerts-out",
+        tmp_path / "a.jsonl",
+        "--quiet",
+    )
+    assert done.returncode == 1
+    assert f"{mapping}:" in done.stderr
+    assert "account" in done.stderr

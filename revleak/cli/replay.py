@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
 from revleak.cli.report import render_summary
+from revleak.connectors.formats import Format, decoder_for
+from revleak.connectors.mapping import MappingError, load_mapping
 from revleak.slo.loader import SloFileError, load_catalog
 from revleak.timefmt import parse_duration
 
@@ -30,9 +32,19 @@ def replay_command(
         str,
         typer.Option(
             "--format",
-            help="generic (JSON lines), auto (detected per message) or csv (funnel snapshot)",
+            help="generic (JSON lines), salesforce (Change Data Capture events), hubspot "
+            "(webhook batches), auto (detected per message) or csv (funnel snapshot)",
         ),
     ] = "generic",
+    mapping: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--mapping",
+            help="Field mapping of a Salesforce or HubSpot source (YAML); repeat for both",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     metrics_out: Annotated[
         Path | None, typer.Option("--metrics-out", help="Prometheus text exposition at the end")
     ] = None,
@@ -64,8 +76,13 @@ def replay_command(
         raise typer.BadParameter(f"--format is one of {', '.join(INPUT_FORMATS)}")
     try:
         catalog = load_catalog(slos)
+        mappings = [load_mapping(path) for path in mapping or []]
         lateness = parse_duration(allowed_lateness)
-    except SloFileError as error:
+        if mappings:
+            if input_format not in {fmt.value for fmt in Format}:
+                raise ValueError("--mapping applies to --format salesforce, hubspot or auto")
+            decoder_for(Format(input_format), mappings)  # refuses a mapping of another source
+    except (SloFileError, MappingError) as error:
         console.print(str(error), highlight=False)
         raise typer.Exit(code=1) from None
     except ValueError as error:
@@ -85,6 +102,7 @@ def replay_command(
             catalog=catalog,
             events=events,
             input_format=input_format,
+            mappings=mappings,
             alerts_out=alerts_out,
             metrics_out=metrics_out,
             dlq_out=dlq_out,
