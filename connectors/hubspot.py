@@ -34,7 +34,7 @@ from revleak.connectors.mapping import (
     ObjectMapping,
     SourceMapping,
     ValueProblemError,
-    default_mapping,
+    mapping_for,
 )
 from revleak.connectors.messages import Decoded, Position, parse_json
 from revleak.crm.events import ChangeEvent, FieldValue, Op
@@ -73,9 +73,7 @@ class _InvalidError(Exception):
 
 def decode_hubspot(raw: bytes, position: Position, mapping: SourceMapping | None = None) -> Decoded:
     """Decode one batch; ``mapping`` defaults to the bundled ``hubspot`` mapping."""
-    mapping = mapping or default_mapping("hubspot")
-    if mapping.spec.source != "hubspot":
-        raise ValueError(f"{mapping.metadata.name} maps {mapping.spec.source}, not hubspot")
+    mapping = mapping_for("hubspot", mapping)
     data, rejected = parse_json(raw, position, what="a webhook batch")
     if rejected is not None:
         return rejected

@@ -378,6 +378,14 @@ def default_mapping(format_name: str) -> SourceMapping:
     return mapping
 
 
+def mapping_for(source: str, mapping: SourceMapping | None) -> SourceMapping:
+    """``mapping``, or the bundled one of ``source``; a mapping of another source is refused."""
+    mapping = mapping or default_mapping(source)
+    if mapping.spec.source != source:
+        raise ValueError(f"{mapping.metadata.name} maps {mapping.spec.source}, not {source}")
+    return mapping
+
+
 def _checks(mapping: SourceMapping) -> list[tuple[tuple[Any, ...], str]]:
     """What the schema alone cannot say: rules that must agree with each other."""
     problems: list[tuple[tuple[Any, ...], str]] = []

@@ -37,7 +37,7 @@ from revleak.connectors.mapping import (
     ObjectMapping,
     SourceMapping,
     ValueProblemError,
-    default_mapping,
+    mapping_for,
     put,
 )
 from revleak.connectors.messages import Decoded, Position, parse_json
@@ -96,9 +96,7 @@ def decode_salesforce(
     raw: bytes, position: Position, mapping: SourceMapping | None = None
 ) -> Decoded:
     """Decode one message; ``mapping`` defaults to the bundled ``salesforce`` mapping."""
-    mapping = mapping or default_mapping("salesforce")
-    if mapping.spec.source != "salesforce":
-        raise ValueError(f"{mapping.metadata.name} maps {mapping.spec.source}, not salesforce")
+    mapping = mapping_for("salesforce", mapping)
     data, rejected = parse_json(raw, position, what="a change event")
     if rejected is not None:
         return rejected
