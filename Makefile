@@ -7,12 +7,12 @@ export PYTHONSAFEPATH := 1
 
 SOURCES := pyproject.toml $(shell find revleak connectors dataflows loadtest slos data -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test check lint typecheck unit bench data clean
+.PHONY: demo test check lint typecheck unit bench data clean services
 
 demo: $(VENV)/.installed
 	$(BIN)/revleak demo
 
-test: $(VENV)/.installed-dev check
+test: $(VENV)/.installed-dev services check
 	$(BIN)/pytest
 
 check: lint typecheck
@@ -22,6 +22,19 @@ lint: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+
+# Integration tests start these Debian packages' servers on free loopback ports.
+DEBIAN_SERVICES := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
+	redis-server:redis-server
+services:
+	@missing=$$(for pair in $(DEBIAN_SERVICES); do command -v $${pair%%:*} >/dev/null || \
+		echo $${pair#*:}; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Benchmarks write docs/BENCHMARKS.md (machine, date, numbers).
 bench: $(VENV)/.installed-dev

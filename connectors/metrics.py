@@ -65,6 +65,11 @@ class PrometheusObserver:
             [names.SOURCE, names.REASON],
             registry=registry,
         )
+        self._corrections = Counter(
+            names.ALERT_CORRECTIONS,
+            "Pages changed because the final alert log disagreed with the early evaluation",
+            registry=registry,
+        )
         registry.register(_SnapshotCollector(self))
         # Known series exist from the start (at 0) and in a fixed order, whichever
         # worker thread reports first.
@@ -106,6 +111,9 @@ class PrometheusObserver:
     def slo_snapshot(self, snapshot: SloSnapshot) -> None:
         with self._lock:
             self._slos[snapshot.slo] = snapshot
+
+    def alert_corrections(self, count: int) -> None:
+        self._corrections.inc(count)
 
     def incident_snapshot(self, snapshot: IncidentSnapshot) -> None:
         with self._lock:

@@ -8,6 +8,10 @@ number of workers or the batch size::
                                                     └─> domains[shard] ──┴─> slos[data_quality]
                                                                             └─> incident ─> sink
 
+With paging on, the incident stage also feeds the pager stage, which decides
+what Alertmanager must hold; with early pages, every stage also runs an early
+lane (keys ``early:…``) whose incident stage feeds the pager as well.
+
 Run a replay with ``revleak replay``, or with Bytewax's runner (from any folder but
 the repository root: the runner puts its folder first on ``sys.path``)::
 
@@ -27,11 +31,12 @@ from bytewax.outputs import Sink
 
 from revleak.crm.pipeline import (
     DOMAINS,
+    PAGER,
+    PAGER_FEED,
     SLO,
     DecodedBatch,
     FlowConfig,
     build_stage,
-    input_key,
 )
 from revleak.dataflows.sinks import JsonLinesSink
 from revleak.dataflows.sources import ChangeLogSource
@@ -58,24 +63,38 @@ def build_crm_flow(
     def keyed_stage(step_id: str, up: Any) -> Any:
         return stage(step_id, up, factory, watcher, durable)
 
+    lanes = [config, config.early_lane()] if config.early_pages else [config]
+
+    def address_batch(batch: DecodedBatch) -> list[tuple[str, tuple[str, DecodedBatch]]]:
+        return [
+            (key, (key, batch)) for key in (lane.input_key(batch.partition) for lane in lanes)
+        ]
+
     flow = Dataflow(name)
     batches = op.input("input", flow, source)
-    addressed = op.map("address_input", batches, _address_batch)
-    sequenced = keyed_stage("sequence", addressed)
+    sequenced = keyed_stage("sequence", op.flat_map("address_input", batches, address_batch))
     records = keyed_stage("records", sequenced.messages)
-    domains = keyed_stage("domains", select("to_domains", records.messages, f"{DOMAINS}/"))
+    domains = keyed_stage("domains", select("to_domains", records.messages, DOMAINS))
     slos = keyed_stage(
         "slos",
-        op.merge("slo_inputs", select("to_slos", records.messages, f"{SLO}/"), domains.messages),
+        op.merge("slo_inputs", select("to_slos", records.messages, SLO), domains.messages),
     )
     incident = keyed_stage("incident", slos.messages)
-    op.output("outputs", op.merge("all_outputs", sequenced.outputs, incident.outputs), sink)
+    outputs = op.merge("all_outputs", sequenced.outputs, records.outputs, incident.outputs)
+    if config.paging:
+        feeds = op.branch("pager_feeds", outputs, _is_pager_feed)
+        pager = keyed_stage("pager", op.map("to_pager", feeds.trues, _address_pager))
+        outputs = op.merge("with_pages", feeds.falses, pager.outputs)
+    op.output("outputs", outputs, sink)
     return flow
 
 
-def _address_batch(batch: DecodedBatch) -> tuple[str, tuple[str, DecodedBatch]]:
-    key = input_key(batch.partition)
-    return key, (key, batch)
+def _is_pager_feed(output: tuple[str, Any]) -> bool:
+    return output[0] == PAGER_FEED
+
+
+def _address_pager(output: tuple[str, Any]) -> tuple[str, tuple[str, Any]]:
+    return PAGER, (PAGER, output[1])
 
 
 def replay_flow(

@@ -15,7 +15,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
-from revleak.crm.pipeline import Sent, is_output
+from revleak.crm.pipeline import Sent, is_output, kind_of
 from revleak.observe import Observer
 
 Addressed = tuple[str, Any]  # (destination key, tick or batch)
@@ -102,7 +102,7 @@ def _as_output(sent: Sent) -> tuple[str, Any]:
 
 
 def select(
-    step_id: str, up: Stream[tuple[str, Addressed]], prefix: str
+    step_id: str, up: Stream[tuple[str, Addressed]], kind: str
 ) -> Stream[tuple[str, Addressed]]:
-    """The messages addressed to keys that start with ``prefix``."""
-    return op.filter(step_id, up, lambda message: message[0].startswith(prefix))
+    """The messages addressed to stages of one kind (``slo``, ``domains``…) in any lane."""
+    return op.filter(step_id, up, lambda message: kind_of(message[0]) == kind)

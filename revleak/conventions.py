@@ -8,6 +8,7 @@ SLI_WEIGHT_USD = "revleak_sli_weight_usd"
 EVENTS = "revleak_events"
 LATE_EVENTS = "revleak_late_events"
 DEAD_LETTERS = "revleak_dead_letter"
+ALERT_CORRECTIONS = "revleak_alert_corrections"
 
 # Gauges read from the latest snapshot at scrape time.
 BURN_RATE = "revleak_slo_burn_rate"

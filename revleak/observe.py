@@ -30,6 +30,8 @@ class Observer(Protocol):
 
     def incident_snapshot(self, snapshot: IncidentSnapshot) -> None: ...
 
+    def alert_corrections(self, count: int) -> None: ...
+
 
 class NullObserver:
     def events(self, source: str, outcome: str, count: int) -> None:
@@ -51,4 +53,7 @@ class NullObserver:
         pass
 
     def incident_snapshot(self, snapshot: IncidentSnapshot) -> None:
+        pass
+
+    def alert_corrections(self, count: int) -> None:
         pass

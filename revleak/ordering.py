@@ -7,6 +7,11 @@ time. :class:`OrderedMerge` keeps the items until *every* sender's watermark
 has passed them and then releases them sorted by their order key, so what a
 stage computes depends only on its inputs, never on which worker delivered
 what first. Sequence numbers make it independent of delivery order too.
+
+A sender can also declare itself **idle** (a live input partition with nothing
+to read for a while, SEMANTICS.md §1): it then stops holding the watermark back.
+When it sends again, whatever it sends behind the watermark that moved on
+without it is **late**: kept apart for the stage to dead-letter, not applied.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class Tick(NamedTuple, Generic[T]):
     seq: int
     watermark: int
     items: tuple[T, ...] = ()
+    idle: bool = False  # the sender has nothing to send for now: do not wait for it
 
 
 class OrderViolationError(RuntimeError):
@@ -46,6 +52,10 @@ class OrderedMerge(Generic[T]):
         self._next_seq: dict[str, int] = dict.fromkeys(self._senders, 0)
         self._early: dict[tuple[str, int], Tick[T]] = {}
         self._pending: list[T] = []
+        self._idle: set[str] = set()
+        # Senders that were idle and have not yet caught up with the watermark.
+        self._behind: set[str] = set()
+        self._late: list[T] = []
         self.watermark = NEVER
 
     @property
@@ -64,9 +74,17 @@ class OrderedMerge(Generic[T]):
             self._accept(following)
             following = self._early.pop((following.sender, following.seq + 1), None)
 
+    def take_late(self) -> list[T]:
+        """Items a sender sent behind the watermark after being idle (see the module doc)."""
+        late, self._late = self._late, []
+        return late
+
     def release(self) -> tuple[list[T], int] | None:
         """Items below the common watermark, in order, with it; None if it did not move."""
-        watermark = min(self._marks.values())
+        marks = self._marks
+        active = [marks[sender] for sender in self._senders if sender not in self._idle]
+        # With every sender idle, nothing holds back what they have already promised.
+        watermark = min(active) if active else max(marks.values())
         if watermark <= self.watermark:
             return None
         self.watermark = watermark
@@ -80,15 +98,25 @@ class OrderedMerge(Generic[T]):
         return released, watermark
 
     def _accept(self, tick: Tick[T]) -> None:
-        self._next_seq[tick.sender] = tick.seq + 1
-        for item in tick.items:
-            if self._time_of(item) < self.watermark:
+        sender = tick.sender
+        self._next_seq[sender] = tick.seq + 1
+        if tick.idle:
+            self._idle.add(sender)
+            self._behind.add(sender)
+        elif sender in self._idle:
+            self._idle.discard(sender)
+        items = tick.items
+        if any(self._time_of(item) < self.watermark for item in items):
+            if sender not in self._behind:
                 raise OrderViolationError(
-                    f"{tick.sender} sent an item at {self._time_of(item)} behind watermark "
-                    f"{self.watermark}"
+                    f"{sender} sent an item behind watermark {self.watermark}"
                 )
-        self._pending.extend(tick.items)
-        self._marks[tick.sender] = max(self._marks[tick.sender], tick.watermark)
+            self._late.extend(item for item in items if self._time_of(item) < self.watermark)
+            items = tuple(item for item in items if self._time_of(item) >= self.watermark)
+        self._pending.extend(items)
+        self._marks[sender] = max(self._marks[sender], tick.watermark)
+        if sender not in self._idle and self._marks[sender] >= self.watermark:
+            self._behind.discard(sender)
 
 
 class TickWriter(Generic[T]):
@@ -101,13 +129,14 @@ class TickWriter(Generic[T]):
         self._last_watermark = NEVER
 
     def write(
-        self, watermark: int, items_by_destination: dict[Hashable, list[T]]
+        self, watermark: int, items_by_destination: dict[Hashable, list[T]], *, idle: bool = False
     ) -> list[tuple[Hashable, Tick[T]]]:
-        """One tick to every destination when the watermark moved, else only where items wait."""
+        """One tick to every destination when the watermark moved or the sender fell idle,
+        else only where items wait."""
         unknown = set(items_by_destination) - set(self._destinations)
         if unknown:
             raise ValueError(f"items for unknown destinations {sorted(map(str, unknown))}")
-        moved = watermark > self._last_watermark
+        moved = watermark > self._last_watermark or idle
         self._last_watermark = max(watermark, self._last_watermark)
         out: list[tuple[Hashable, Tick[T]]] = []
         for destination in self._destinations:
@@ -117,6 +146,9 @@ class TickWriter(Generic[T]):
             seq = self._seq[destination]
             self._seq[destination] = seq + 1
             out.append(
-                (destination, Tick(self.sender, seq, watermark, tuple(items) if items else ()))
+                (
+                    destination,
+                    Tick(self.sender, seq, watermark, tuple(items) if items else (), idle),
+                )
             )
         return out

@@ -20,18 +20,22 @@ from revleak.crm.events import ChangeEvent
 from revleak.crm.pipeline import (
     ALERTS,
     DEAD_LETTERS,
+    LIVE,
+    PAGER,
+    PAGER_FEED,
+    PAGES,
     TIMELINE,
     DecodedBatch,
     FlowConfig,
-    Sequencer,
     build_stage,
     is_output,
 )
 from revleak.deadletter import DeadLetter
 from revleak.observe import NullObserver, Observer
+from revleak.paging import Page
 from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import SloCatalog
-from revleak.slo.incident import TimelineEntry
+from revleak.slo.incident import LiveUpdate, TimelineEntry
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import format_timestamp
 
@@ -43,9 +47,15 @@ class FlowOutputs:
     alerts: list[AlertTransition] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    live: list[LiveUpdate] = field(default_factory=list)
 
     def collect(self, destination: Hashable, item: Any) -> None:
-        if destination == ALERTS:
+        if destination == PAGES:
+            self.pages.extend(item)
+        elif destination == LIVE:
+            self.live.append(item)
+        elif destination == ALERTS:
             self.alerts.append(item)
         elif destination == TIMELINE:
             self.timeline.append(item)
@@ -88,15 +98,23 @@ def run_pipeline(
 ) -> FlowOutputs:
     observer = observer or NullObserver()
     rng = random.Random(seed) if seed is not None else None
-    sequencers = [Sequencer(config, index, observer) for index in range(len(partitions))]
+    # The early lane first: in a running flow it is ahead of the final lane.
+    lanes = [config.early_lane(), config] if config.early_pages else [config]
+    sequencers = [
+        build_stage(config, lane.input_key(index), observer)
+        for lane in lanes
+        for index in range(len(partitions))
+    ]
     stages: dict[str, Any] = {}
     outputs = FlowOutputs()
     in_flight: list[tuple[Any, Any]] = []
-    feeds = [list(batches) for batches in partitions]
+    feeds = [list(batches) for _ in lanes for batches in partitions]
 
     def route(sent: list[tuple[Any, Any]]) -> None:
         for destination, item in sent:
-            if is_output(destination):
+            if destination == PAGER_FEED:
+                in_flight.append((PAGER, item))
+            elif is_output(destination):
                 outputs.collect(destination, item)
             else:
                 in_flight.append((destination, item))
@@ -106,7 +124,8 @@ def run_pipeline(
             if in_flight:
                 destination, tick = in_flight.pop(0)
             else:
-                index = next(i for i, feed in enumerate(feeds) if feed)
+                # Round robin: the lanes and partitions move forward together.
+                index = max((i for i, feed in enumerate(feeds) if feed), key=_length_of(feeds))
                 route(sequencers[index].receive(feeds[index].pop(0)))
                 continue
         else:
@@ -122,6 +141,10 @@ def run_pipeline(
             stage = stages[destination] = build_stage(config, destination, observer)
         route(stage.receive(tick))
     return outputs
+
+
+def _length_of(feeds: list[list[DecodedBatch]]) -> Any:
+    return lambda index: len(feeds[index])
 
 
 def replay_lines(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from revleak import conventions, deadletter
@@ -33,6 +33,7 @@ from revleak.crm.records import RecordShard
 from revleak.deadletter import DeadLetter
 from revleak.observe import NullObserver, Observer
 from revleak.ordering import NEVER, OrderedMerge, Tick, TickWriter
+from revleak.paging import EARLY, FINAL, AlertBook, Page, PagerFeed
 from revleak.sli import LeakChange, SliEvent
 from revleak.slo.catalog import Indicator, SloCatalog
 from revleak.slo.evaluator import SloEvaluator
@@ -46,9 +47,14 @@ RECORDS = "records"
 DOMAINS = "domains"
 SLO = "slo"
 INCIDENT = "incident"
+PAGER = "pager"
 ALERTS = "out:alerts"
 TIMELINE = "out:timeline"
 DEAD_LETTERS = "out:dead_letters"
+PAGER_FEED = "out:pager_feed"  # both lanes' transitions, for the pager stage
+PAGES = "out:pages"  # what Alertmanager must be told
+LIVE = "out:live"  # blast radius and incident summary for live views
+EARLY_LANE = "early:"
 
 
 def stable_shard(key: str, shards: int) -> int:
@@ -58,28 +64,60 @@ def stable_shard(key: str, shards: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class FlowConfig:
+    """One lane of the flow.
+
+    The final lane computes the alert log. The optional early lane (keys prefixed
+    ``early:``) runs the same stages with no allowed lateness, so rules are also
+    evaluated over what has arrived and pages need not wait for the watermark
+    (SEMANTICS.md §4); it drops what it sees out of order, which the final lane
+    then corrects.
+    """
+
     catalog: SloCatalog
     partitions: int = 1
     shards: int = 8
     allowed_lateness_ms: int = 60_000
     source: str = "crm"
+    lane: str = ""
+    paging: bool = False  # feed the pager stage
+    early_pages: bool = False  # run the early lane too
+    live_view: bool = False  # send blast-radius and incident updates
+
+    def early_lane(self) -> FlowConfig:
+        # A watermark 1 ms past the newest event releases everything that has arrived.
+        return replace(self, lane=EARLY_LANE, allowed_lateness_ms=-1, live_view=False)
+
+    @property
+    def speculative(self) -> bool:
+        return self.lane == EARLY_LANE
 
     def record_key(self, event: ChangeEvent) -> str:
-        return f"{RECORDS}/{stable_shard(event.object.value + ':' + event.record_id, self.shards)}"
+        shard = stable_shard(event.object.value + ":" + event.record_id, self.shards)
+        return f"{self.lane}{RECORDS}/{shard}"
 
     def domain_key(self, routing_key: str) -> str:
-        return f"{DOMAINS}/{stable_shard(routing_key, self.shards)}"
+        return f"{self.lane}{DOMAINS}/{stable_shard(routing_key, self.shards)}"
+
+    def slo_key(self, slo: str) -> str:
+        return f"{self.lane}{SLO}/{slo}"
+
+    def input_key(self, partition: int) -> str:
+        return f"{self.lane}{INPUT}/{partition}"
+
+    @property
+    def incident_key(self) -> str:
+        return f"{self.lane}{INCIDENT}"
 
     @property
     def record_keys(self) -> list[str]:
-        return [f"{RECORDS}/{shard}" for shard in range(self.shards)]
+        return [f"{self.lane}{RECORDS}/{shard}" for shard in range(self.shards)]
 
     @property
     def domain_keys(self) -> list[str]:
         """Partitions of the duplicate index; none when no SLO checks data quality."""
         if self.quality_slo is None:
             return []
-        return [f"{DOMAINS}/{shard}" for shard in range(self.shards)]
+        return [f"{self.lane}{DOMAINS}/{shard}" for shard in range(self.shards)]
 
     @property
     def quality_slo(self) -> str | None:
@@ -89,14 +127,14 @@ class FlowConfig:
     @property
     def timed_slo_keys(self) -> list[str]:
         return [
-            f"{SLO}/{slo.name}"
+            self.slo_key(slo.name)
             for slo in self.catalog.slos
             if slo.indicator is not Indicator.DATA_QUALITY
         ]
 
     @property
     def slo_keys(self) -> list[str]:
-        return [f"{SLO}/{slo.name}" for slo in self.catalog.slos]
+        return [self.slo_key(slo.name) for slo in self.catalog.slos]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +145,7 @@ class DecodedBatch:
     items: tuple[tuple[ChangeEvent, bytes] | DeadLetter, ...]
     end: bool = False
     line_numbered: bool = True  # event offsets are line numbers (files), not topic offsets
+    idle: bool = False  # live input: nothing arrived for the idle timeout (SEMANTICS.md §1)
 
 
 Sent = tuple[Hashable, Any]  # (destination key, Tick or output record)
@@ -152,14 +191,19 @@ class Sequencer(Stage):
         sent: list[Sent] = []
         accepted = 0
         dead = 0
+        speculative = config.speculative
         for item in batch.items:
             if not isinstance(item, tuple):  # a plain-class check: pydantic's is an ABC lookup
+                if speculative:
+                    continue
                 sent.append((DEAD_LETTERS, item))
                 self._observer.dead_letter(source, item.reason)
                 dead += 1
                 continue
             event, raw = item
             if event.ts < self._watermark:
+                if speculative:
+                    continue  # the final lane dead-letters it
                 late = DeadLetter.of(
                     source=source,
                     reason=deadletter.LATE,
@@ -187,7 +231,7 @@ class Sequencer(Stage):
         if self._max_time != NEVER:
             self._observer.watermark_lag(source, self._partition, self._max_time - self._watermark)
         watermark = END_OF_TIME_MS if batch.end else self._watermark
-        return sent + self._writer.write(watermark, by_shard)
+        return sent + self._writer.write(watermark, by_shard, idle=batch.idle)
 
 
 class _MergingStage(Stage, Generic[T]):
@@ -220,17 +264,53 @@ class RecordStage(_MergingStage[ChangeEvent]):
             key, [*config.domain_keys, *config.timed_slo_keys]
         )
 
+    def receive(self, tick: Tick[ChangeEvent]) -> list[Sent]:
+        sent = super().receive(tick)
+        late = self._merge.take_late()
+        if late and not self._config.speculative:
+            sent.extend(self._late_after_idle(late))
+        return sent
+
+    def _late_after_idle(self, events: list[ChangeEvent]) -> list[Sent]:
+        """Events of a partition that resumed after the watermark moved on without it.
+
+        Only the sequencer holds original bytes; these dead letters point at the
+        message (partition and offset) and the sink copies it from the source.
+        """
+        source = self._config.source
+        sent: list[Sent] = []
+        for event in events:
+            sent.append(
+                (
+                    DEAD_LETTERS,
+                    DeadLetter(
+                        source=source,
+                        reason=deadletter.LATE,
+                        detail=f"event time {format_timestamp(event.ts)} is behind the watermark "
+                        f"{format_timestamp(self._merge.watermark)}, which moved on while "
+                        f"partition {event.partition} was idle",
+                        partition=event.partition,
+                        offset=event.offset,
+                        event_time=format_timestamp(event.ts),
+                    ),
+                )
+            )
+            self._observer.dead_letter(source, deadletter.LATE)
+        self._observer.events(source, conventions.LATE, len(events))
+        return sent
+
     def _advance(self, items: list[ChangeEvent], watermark: int) -> list[Sent]:
         output = self._shard.advance(items, watermark)
         self._observer.record_state(self._key, self._shard.open_records, self._shard.closed_records)
+        config = self._config
         by_destination: dict[Hashable, list[Any]] = defaultdict(list)
         for event in output.sli_events:
-            by_destination[f"{SLO}/{event.slo}"].append(event)
+            by_destination[config.slo_key(event.slo)].append(event)
         for leak in output.leaks:
-            by_destination[f"{SLO}/{leak.slo}"].append(leak)
+            by_destination[config.slo_key(leak.slo)].append(leak)
         for check in output.checks:
             for routing_key, half in domains.routes(check):
-                by_destination[self._config.domain_key(routing_key)].append((check, half))
+                by_destination[config.domain_key(routing_key)].append((check, half))
         return self._writer.write(watermark, by_destination)
 
 
@@ -243,7 +323,7 @@ class DomainStage(_MergingStage[tuple[QualityCheck, Half]]):
         self._index = domains.DomainIndex()
         slo = config.quality_slo
         assert slo is not None
-        self._destination = f"{SLO}/{slo}"
+        self._destination = config.slo_key(slo)
         self._writer: TickWriter[DuplicateVerdict] = TickWriter(key, [self._destination])
 
     def _advance(self, items: list[tuple[QualityCheck, Half]], watermark: int) -> list[Sent]:
@@ -255,7 +335,7 @@ class SloStage(_MergingStage[Any]):
     """One SLO: windows, burn rates and alerts; data_quality first settles its checks."""
 
     def __init__(self, config: FlowConfig, key: str, observer: Observer) -> None:
-        name = key.removeprefix(f"{SLO}/")
+        name = key.removeprefix(config.slo_key(""))
         slo = config.catalog.by_name(name)
         self._quality = slo.indicator is Indicator.DATA_QUALITY
         senders = config.domain_keys if self._quality else config.record_keys
@@ -267,7 +347,8 @@ class SloStage(_MergingStage[Any]):
         self._observer = observer
         budget = config.catalog.budget_usd(slo) if slo.is_revenue else None
         self._evaluator = SloEvaluator(slo, budget)
-        self._writer: TickWriter[IncidentItem] = TickWriter(key, [INCIDENT])
+        self._incident = config.incident_key
+        self._writer: TickWriter[IncidentItem] = TickWriter(key, [self._incident])
 
     def _advance(self, items: list[Any], watermark: int) -> list[Sent]:
         inputs = self._settle_quality(items) if self._quality else items
@@ -284,7 +365,7 @@ class SloStage(_MergingStage[Any]):
             )
         self._observer.slo_snapshot(self._evaluator.snapshot())
         outgoing: list[IncidentItem] = [*output.leaks, *output.budget_updates, *output.transitions]
-        return self._writer.write(watermark, {INCIDENT: outgoing} if outgoing else {})
+        return self._writer.write(watermark, {self._incident: outgoing} if outgoing else {})
 
     def _settle_quality(self, verdicts: list[DuplicateVerdict]) -> list[SliEvent | LeakChange]:
         settled: list[SliEvent | LeakChange] = []
@@ -314,35 +395,99 @@ class IncidentStage(_MergingStage[IncidentItem]):
     def __init__(self, config: FlowConfig, observer: Observer) -> None:
         senders = config.slo_keys
         super().__init__(OrderedMerge(senders, time_of=_item_time, order_of=_item_order))
+        self._config = config
         self._tracker = IncidentTracker(config.catalog)
         self._observer = observer
+        self._feeds = 0  # numbers the pager feeds, which the pager applies in order
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # Live views may have missed what happened after this snapshot was taken.
+        self._tracker.restart_live_view()
 
     def _advance(self, items: list[IncidentItem], watermark: int) -> list[Sent]:
+        config = self._config
         output = self._tracker.advance(items)
+        sent: list[Sent] = []
+        if config.paging:
+            lane = EARLY if config.speculative else FINAL
+            sent.append((PAGER_FEED, PagerFeed(lane, self._feeds, tuple(output.alerts), watermark)))
+            self._feeds += 1
+        if config.speculative:
+            return sent
         self._observer.incident_snapshot(self._tracker.snapshot(detail=watermark >= END_OF_TIME_MS))
-        sent: list[Sent] = [(ALERTS, transition) for transition in output.alerts]
+        sent.extend((ALERTS, transition) for transition in output.alerts)
         sent.extend((TIMELINE, entry) for entry in output.timeline)
+        if config.live_view:
+            sent.append((LIVE, self._tracker.live_update(output.alerts)))
         return sent
+
+
+class PagerStage(Stage):
+    """Both lanes' alert transitions in, the pages Alertmanager must hold out.
+
+    After a restore it first re-sends every page it knows: Alertmanager keys them
+    by their labels, so a page is never doubled, and one whose delivery the crash
+    interrupted is delivered now.
+    """
+
+    def __init__(self, config: FlowConfig, observer: Observer) -> None:
+        self._book = AlertBook(config.catalog, early_lane=config.early_pages)
+        self._observer = observer
+        self._resend_all = False
+        self._next: dict[str, int] = {EARLY: 0, FINAL: 0}
+        self._waiting: dict[tuple[str, int], PagerFeed] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._resend_all = True
+
+    def receive(self, feed: PagerFeed) -> list[Sent]:
+        self._waiting[(feed.lane, feed.seq)] = feed
+        corrections = self._book.corrections
+        changed: list[Page] = []
+        ready = self._waiting.pop((feed.lane, self._next[feed.lane]), None)
+        while ready is not None:
+            changed.extend(self._book.receive(ready))
+            self._next[ready.lane] = ready.seq + 1
+            ready = self._waiting.pop((ready.lane, ready.seq + 1), None)
+        if self._book.corrections > corrections:
+            self._observer.alert_corrections(self._book.corrections - corrections)
+        if self._resend_all:
+            self._resend_all = False
+            changed = self._book.pages()
+        return [(PAGES, tuple(changed))] if changed else []
 
 
 def build_stage(config: FlowConfig, key: str, observer: Observer | None = None) -> Any:
     """The stage that owns ``key``."""
     observer = observer or NullObserver()
-    if key.startswith(f"{INPUT}/"):
-        return Sequencer(config, int(key.removeprefix(f"{INPUT}/")), observer)
-    if key.startswith(f"{RECORDS}/"):
+    if key == PAGER:
+        return PagerStage(config, observer)
+    if key.startswith(EARLY_LANE):
+        # The early lane is speculative: it reports nothing, the final lane does.
+        config, observer = config.early_lane(), NullObserver()
+    kind_key = key.removeprefix(EARLY_LANE)
+    if kind_key.startswith(f"{INPUT}/"):
+        return Sequencer(config, int(kind_key.removeprefix(f"{INPUT}/")), observer)
+    if kind_key.startswith(f"{RECORDS}/"):
         return RecordStage(config, key, observer)
-    if key.startswith(f"{DOMAINS}/"):
+    if kind_key.startswith(f"{DOMAINS}/"):
         return DomainStage(config, key)
-    if key.startswith(f"{SLO}/"):
+    if kind_key.startswith(f"{SLO}/"):
         return SloStage(config, key, observer)
-    if key == INCIDENT:
+    if kind_key == INCIDENT:
         return IncidentStage(config, observer)
     raise ValueError(f"no stage owns {key!r}")
 
 
 def input_key(partition: int) -> str:
     return f"{INPUT}/{partition}"
+
+
+def kind_of(key: str) -> str:
+    """The stage kind a key belongs to in either lane: ``records``, ``slo``…"""
+    return key.removeprefix(EARLY_LANE).partition("/")[0]
 
 
 def is_output(destination: Hashable) -> bool:

@@ -67,10 +67,18 @@ class Leak:
     rule: Rule
     impact_picos: int
     owner: str
+    since: int = 0  # event time of the bad event that opened it
 
     @property
     def impact_usd(self) -> float:
         return self.impact_picos / PICOS_PER_USD
+
+    @property
+    def key(self) -> LeakKey:
+        return (self.slo, self.record_id, self.rule)
+
+
+LeakKey = tuple[str, str, Rule]  # (slo, record_id, rule): one entry of an SLO's blast radius
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,23 @@ class OwnerExposure:
         return self.impact_picos / PICOS_PER_USD
 
 
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """What a live view (Redis, a war room) needs to follow the incident.
+
+    ``opened`` and ``closed`` are the net blast-radius changes since the previous
+    update; a ``full`` update instead lists every open leak in ``opened`` and
+    replaces whatever the view held (the first update after a start or restore).
+    """
+
+    at: int
+    opened: tuple[Leak, ...]
+    closed: tuple[LeakKey, ...]
+    alerts: tuple[AlertTransition, ...]
+    summary: IncidentSnapshot
+    full: bool = False
+
+
 @dataclass(slots=True)
 class IncidentOutput:
     alerts: list[AlertTransition] = field(default_factory=list)
@@ -153,7 +178,9 @@ class IncidentTracker:
         self._top = top
         self._at_risk: dict[str, int] = {}
         self._consumption = Fraction(0)
-        self._leaks: dict[tuple[str, str, Rule], Leak] = {}
+        self._leaks: dict[LeakKey, Leak] = {}
+        # Blast-radius entries changed since the last live update (None: send everything).
+        self._dirty: set[LeakKey] | None = None
         self._big_leaks = 0
         self._severity = 0
         self._paging = PagingState.OK
@@ -191,11 +218,15 @@ class IncidentTracker:
             self._at_risk[item.slo] = item.at_risk_picos
         elif isinstance(item, LeakChange):
             key = (item.slo, item.record_id, item.rule)
+            if self._dirty is not None:
+                self._dirty.add(key)
             previous = self._leaks.pop(key, None)
             if previous is not None and previous.impact_picos >= self._big_picos:
                 self._big_leaks -= 1
             if item.opened:
-                leak = Leak(item.slo, item.record_id, item.rule, item.impact_picos, item.owner)
+                leak = Leak(
+                    item.slo, item.record_id, item.rule, item.impact_picos, item.owner, item.time
+                )
                 self._leaks[key] = leak
                 if leak.impact_picos >= self._big_picos:
                     self._big_leaks += 1
@@ -282,6 +313,29 @@ class IncidentTracker:
         ranked = sorted(totals.items(), key=lambda item: (-item[1][1], item[0]))
         return tuple(OwnerExposure(owner, n, picos) for owner, (n, picos) in ranked[:count])
 
+    def live_update(self, alerts: Sequence[AlertTransition] = ()) -> LiveUpdate:
+        """The changes since the previous call; everything on the first call."""
+        summary = self.snapshot(detail=True)
+        if self._dirty is None:
+            update = LiveUpdate(
+                self._at, tuple(self._leaks.values()), (), tuple(alerts), summary, full=True
+            )
+        else:
+            dirty = sorted(self._dirty, key=_leak_key_order)
+            update = LiveUpdate(
+                self._at,
+                tuple(self._leaks[key] for key in dirty if key in self._leaks),
+                tuple(key for key in dirty if key not in self._leaks),
+                tuple(alerts),
+                summary,
+            )
+        self._dirty = set()
+        return update
+
+    def restart_live_view(self) -> None:
+        """The next live update lists everything (the view may have missed changes)."""
+        self._dirty = None
+
     def snapshot(self, *, detail: bool = False) -> IncidentSnapshot:
         return IncidentSnapshot(
             at=self._at,
@@ -298,3 +352,8 @@ class IncidentTracker:
             top_leaks=self.top_leaks(10) if detail else (),
             top_owners=self.top_owners() if detail else (),
         )
+
+
+def _leak_key_order(key: LeakKey) -> tuple[str, str, str]:
+    slo, record_id, rule = key
+    return (slo, record_id, rule.value)
