@@ -30,6 +30,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from revleak.crm.pipeline import (
+    ALERTS,
     DOMAINS,
     PAGER,
     PAGER_FEED,
@@ -38,7 +39,7 @@ from revleak.crm.pipeline import (
     FlowConfig,
     build_stage,
 )
-from revleak.dataflows.sinks import JsonLinesSink
+from revleak.dataflows.sinks import json_lines_sink
 from revleak.dataflows.sources import ChangeLogSource
 from revleak.dataflows.stages import select, stage
 from revleak.observe import NullObserver, Observer
@@ -103,4 +104,5 @@ def replay_flow(
     """A replay of JSON-lines files for ``python -m bytewax.run``."""
     paths: Sequence[Path] = [Path(path) for path in events]
     config = FlowConfig(catalog=load_catalog(slos), partitions=len(paths), shards=shards)
-    return build_crm_flow(config, ChangeLogSource(paths), JsonLinesSink({"out:alerts": alerts_out}))
+    sink = json_lines_sink({ALERTS: alerts_out})
+    return build_crm_flow(config, ChangeLogSource(paths), sink)

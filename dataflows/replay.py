@@ -1,4 +1,5 @@
-"""Replay mode: run the CRM flow over files to the end and report what happened."""
+"""Replay mode: run the CRM flow over files, or a Kafka topic read from given
+offsets to its end, and report what happened."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from prometheus_client import CollectorRegistry
 
 from revleak import conventions as names
 from revleak.connectors.formats import Format, decoder_for
+from revleak.connectors.kafka import topic_partitions
 from revleak.connectors.mapping import SourceMapping
 from revleak.connectors.metrics import PrometheusObserver
-from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
+from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, PAGES, TIMELINE, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
-from revleak.dataflows.sinks import JsonLinesSink
+from revleak.dataflows.kafka_source import KafkaChangeSource
+from revleak.dataflows.live_sinks import AlertmanagerPages
+from revleak.dataflows.sinks import JsonLines, OutputSink
 from revleak.dataflows.sources import ChangeLogSource, FunnelCsvSource
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.evaluator import SloSnapshot
@@ -28,6 +32,15 @@ from revleak.slo.incident import IncidentSnapshot
 
 CSV = "csv"
 INPUT_FORMATS = (*(fmt.value for fmt in Format), CSV)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaInput:
+    """A topic read from ``start_offsets`` (partition → offset; default: the beginning)."""
+
+    brokers: str
+    topic: str
+    start_offsets: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +63,8 @@ class ReplayReport:
 def replay(
     *,
     catalog: SloCatalog,
-    events: Sequence[Path],
+    events: Sequence[Path] = (),
+    kafka: KafkaInput | None = None,
     input_format: str = Format.GENERIC,
     mappings: Sequence[SourceMapping] = (),
     alerts_out: Path,
@@ -61,36 +75,61 @@ def replay(
     shards: int = 8,
     batch_size: int = 2000,
     allowed_lateness_ms: int = 60_000,
+    alertmanager: AlertmanagerPages | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayReport:
-    """Run the flow over ``events`` to the end (the watermark reaches +∞).
+    """Run the flow over ``events`` or ``kafka`` to the end (the watermark reaches +∞).
 
     ``input_format`` is ``csv`` (one funnel snapshot) or a message format of
-    :class:`~revleak.connectors.formats.Format`, one message a line; ``mappings``
-    replace the bundled field mappings of Salesforce and HubSpot.
+    :class:`~revleak.connectors.formats.Format`, one message a line (or a Kafka
+    message); ``mappings`` replace the bundled field mappings of Salesforce and
+    HubSpot. With ``alertmanager``, the alert log is also paged as it is written.
     """
-    if input_format == CSV and len(events) != 1:
+    if (kafka is None) == (not events):
+        raise ValueError("replay either event files or a Kafka topic")
+    if input_format == CSV and (kafka is not None or len(events) != 1):
         raise ValueError("a CSV replay takes exactly one funnel file")
-    source: Any = (
-        FunnelCsvSource(events[0], batch_size=batch_size, progress=progress)
-        if input_format == CSV
-        else ChangeLogSource(
+    source: Any
+    if kafka is not None:
+        partitions = topic_partitions(kafka.brokers, kafka.topic)
+        source = KafkaChangeSource(
+            kafka.brokers,
+            kafka.topic,
+            decoder=decoder_for(Format(input_format), mappings),
+            tail=False,
+            start_offsets=kafka.start_offsets,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    elif input_format == CSV:
+        partitions = 1
+        source = FunnelCsvSource(events[0], batch_size=batch_size, progress=progress)
+    else:
+        partitions = len(events)
+        source = ChangeLogSource(
             events,
             decoder=decoder_for(Format(input_format), mappings),
             batch_size=batch_size,
             progress=progress,
         )
-    )
     config = FlowConfig(
         catalog=catalog,
-        partitions=1 if input_format == CSV else len(events),
+        partitions=partitions,
         shards=shards,
         allowed_lateness_ms=allowed_lateness_ms,
+        paging=alertmanager is not None,
     )
     observer = PrometheusObserver(CollectorRegistry(), slos=catalog.names, sources=[config.source])
     with tempfile.TemporaryDirectory(prefix="revleak-replay-") as scratch:
         timeline_path = timeline_out or Path(scratch) / "timeline.jsonl"
-        sink = JsonLinesSink({ALERTS: alerts_out, TIMELINE: timeline_path, DEAD_LETTERS: dlq_out})
+        sink = OutputSink(
+            {
+                ALERTS: JsonLines(alerts_out),
+                TIMELINE: JsonLines(timeline_path),
+                DEAD_LETTERS: JsonLines(dlq_out) if dlq_out else None,
+                PAGES: alertmanager,
+            }
+        )
         flow = build_crm_flow(config, source, sink, observer)
         started = time.perf_counter()
         _run(flow, workers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from prometheus_client import disable_created_metrics
 
-from revleak.cli import demo, replay, slo
+from revleak.cli import demo, replay, run, slo
 
 app = typer.Typer(
     name="revleak",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(slo.app, name="slo")
+app.add_typer(run.app, name="run")
 app.command("replay")(replay.replay_command)
 app.command("demo")(demo.demo_command)
 

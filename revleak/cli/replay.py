@@ -17,17 +17,39 @@ from revleak.timefmt import parse_duration
 
 
 def replay_command(
+    alerts_out: Annotated[Path, typer.Option("--alerts-out", help="Alert log (JSON lines)")],
+    slos: Annotated[Path, typer.Option("--slos", help="SLO file", exists=True, dir_okay=False)],
     events: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--events",
             help="Event file; repeat for several partitions",
             exists=True,
             dir_okay=False,
         ),
-    ],
-    alerts_out: Annotated[Path, typer.Option("--alerts-out", help="Alert log (JSON lines)")],
-    slos: Annotated[Path, typer.Option("--slos", help="SLO file", exists=True, dir_okay=False)],
+    ] = None,
+    from_kafka: Annotated[
+        str | None,
+        typer.Option("--from-kafka", help="Replay this Kafka topic to its end instead of files"),
+    ] = None,
+    brokers: Annotated[
+        str, typer.Option("--brokers", envvar="REVLEAK_BROKERS", help="Kafka bootstrap servers")
+    ] = "127.0.0.1:9092",
+    start_offset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--start-offset",
+            help="PARTITION:OFFSET to start a partition at (default: its beginning); repeat",
+        ),
+    ] = None,
+    alertmanager_url: Annotated[
+        str | None,
+        typer.Option(
+            "--alertmanager-url",
+            envvar="REVLEAK_ALERTMANAGER_URL",
+            help="Also page this Alertmanager from the alert log",
+        ),
+    ] = None,
     input_format: Annotated[
         str,
         typer.Option(
@@ -69,7 +91,8 @@ def replay_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
 ) -> None:
     """Replay CRM change events through the dataflow (event time, to the end of input)."""
-    from revleak.dataflows.replay import INPUT_FORMATS, replay
+    from revleak.dataflows.live_sinks import AlertmanagerPages
+    from revleak.dataflows.replay import INPUT_FORMATS, KafkaInput, replay
 
     console = Console(stderr=True, soft_wrap=True)
     if input_format not in INPUT_FORMATS:
@@ -82,12 +105,19 @@ def replay_command(
             if input_format not in {fmt.value for fmt in Format}:
                 raise ValueError("--mapping applies to --format salesforce, hubspot or auto")
             decoder_for(Format(input_format), mappings)  # refuses a mapping of another source
+        if bool(events) == bool(from_kafka):
+            raise ValueError("give --events files or --from-kafka TOPIC")
+        kafka = (
+            KafkaInput(brokers, from_kafka, _start_offsets(start_offset or []))
+            if from_kafka
+            else None
+        )
     except (SloFileError, MappingError) as error:
         console.print(str(error), highlight=False)
         raise typer.Exit(code=1) from None
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    total = sum(path.stat().st_size for path in events)
+    total = sum(path.stat().st_size for path in events) if events else None
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -100,7 +130,9 @@ def replay_command(
         task = bar.add_task("replaying", total=total)
         report = replay(
             catalog=catalog,
-            events=events,
+            events=events or [],
+            kafka=kafka,
+            alertmanager=AlertmanagerPages(alertmanager_url) if alertmanager_url else None,
             input_format=input_format,
             mappings=mappings,
             alerts_out=alerts_out,
@@ -114,3 +146,13 @@ def replay_command(
             progress=lambda read: bar.advance(task, read),
         )
     render_summary(report, Console(), catalog.names)
+
+
+def _start_offsets(specs: list[str]) -> dict[int, int]:
+    offsets: dict[int, int] = {}
+    for spec in specs:
+        partition, colon, offset = spec.partition(":")
+        if not colon or not partition.isdigit() or not offset.isdigit():
+            raise ValueError(f"--start-offset {spec!r} is not PARTITION:OFFSET")
+        offsets[int(partition)] = int(offset)
+    return offsets

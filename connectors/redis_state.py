@@ -1,0 +1,537 @@
+"""The incident's live state in Redis: blast radius per SLO, summary, firing alerts, a channel.
+
+:class:`RedisLiveState` follows the :class:`~revleak.slo.incident.LiveUpdate` stream of the
+incident stage and keeps the keys of docs/live-state.md. Each update is one MULTI/EXEC
+transaction, so a reader never sees half of one. The stream is never interrupted by Redis:
+the store keeps an in-memory mirror of what Redis should hold, and after a failed write or a
+Redis that lost its data it rewrites everything from the mirror in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, cast
+
+import orjson
+import redis
+from pydantic import BaseModel, ConfigDict
+from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
+from redis.exceptions import RedisError, WatchError
+from redis.retry import Retry
+
+from revleak.slo.alerts import AlertTransition
+from revleak.slo.catalog import PICOS_PER_USD
+from revleak.slo.incident import (
+    IncidentSnapshot,
+    Leak,
+    LiveUpdate,
+    OwnerExposure,
+    severity_name,
+)
+from revleak.timefmt import format_duration, format_timestamp, parse_timestamp
+
+logger = logging.getLogger(__name__)
+
+# Optimistic transactions are retried this often: a write only conflicts with a flush or a
+# second writer on the prefix, a read with the updates it races.
+WATCH_ATTEMPTS = 3
+# Fields per HSET/ZADD command: a full rewrite of a large blast radius stays one
+# transaction without building one enormous command.
+CHUNK = 1000
+DEFAULT_BLAST_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LiveKeys:
+    """The key names under one prefix (docs/live-state.md)."""
+
+    prefix: str
+
+    def blast(self, slo: str) -> str:
+        return f"{self.prefix}:blast:{slo}"
+
+    def by_impact(self, slo: str) -> str:
+        return f"{self.prefix}:blast:{slo}:by_impact"
+
+    @property
+    def slos(self) -> str:
+        return f"{self.prefix}:slos"
+
+    @property
+    def incident(self) -> str:
+        return f"{self.prefix}:incident"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}:alerts"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.prefix}:changes"
+
+
+class BlastEntry(BaseModel):
+    """One violating record of an SLO's blast radius, as a reader gets it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    slo: str
+    record_id: str
+    rule: str
+    impact_usd: float
+    owner: str
+    since: str
+
+
+def leak_field(record_id: str, rule: str) -> str:
+    """The field of a leak in its SLO's hash and sorted set (rule values hold no ``|``)."""
+    return f"{record_id}|{rule}"
+
+
+def alert_field(alert: AlertTransition) -> str:
+    """One field per alert rule: the same rule resolving removes what its firing added."""
+    return (
+        f"{alert.slo}|{alert.severity}|{alert.kind.value}|"
+        f"{format_duration(alert.long_ms)}/{format_duration(alert.short_ms)}"
+    )
+
+
+def leak_record(leak: Leak) -> dict[str, Any]:
+    return {
+        "slo": leak.slo,
+        "record_id": leak.record_id,
+        "rule": leak.rule.value,
+        "impact_usd": leak.impact_usd,
+        "owner": leak.owner,
+        "since": format_timestamp(leak.since),
+    }
+
+
+def owner_record(owner: OwnerExposure) -> dict[str, Any]:
+    return {"owner": owner.owner, "leaks": owner.leaks, "impact_usd": owner.impact_usd}
+
+
+class RedisLiveState:
+    """Writes the live incident state to Redis and reads it back for a war room or an API.
+
+    ``apply`` never raises because of Redis: a failed write marks Redis stale, later writes
+    wait ``retry_backoff_s`` (doubling up to ``max_backoff_s``) and the first one that gets
+    through rewrites everything. Readers do raise :class:`redis.RedisError`: an API has to
+    tell "no incident" from "no answer". One writer per prefix.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "revleak",
+        top: int = 10,
+        timeout_s: float = 2.0,
+        retry_backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.keys = LiveKeys(prefix)
+        # One quick reconnect absorbs a dropped idle connection; anything longer is an
+        # outage that the backoff below handles without holding up the stream.
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
+        )
+        self._top = top
+        self._clock = clock
+        self._initial_backoff = retry_backoff_s
+        self._max_backoff = max_backoff_s
+        self._backoff = retry_backoff_s
+        self._retry_at = float("-inf")
+        # The mirror: what Redis holds once the last write got through.
+        self._leaks: dict[str, dict[str, Leak]] = {}
+        self._alerts: dict[str, bytes] = {}  # alert field -> its alert-log record
+        self._summary: IncidentSnapshot | None = None
+        # Redis holds the mirror only while its epoch key has this value.
+        self._epoch: str | None = None
+        # A restored flow does not re-send alerts that fired before its snapshot: the first
+        # full write keeps those a previous writer left, unless this one saw them resolve.
+        self._adopted = False
+        self._first_at: int | None = None
+        self._resolved_before_adoption: set[str] = set()
+        self._failing = False
+
+    # -- writing -------------------------------------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """Whether Redis may lag behind the updates applied so far."""
+        return self._summary is not None and self._epoch is None
+
+    def apply(self, updates: Sequence[LiveUpdate]) -> None:
+        """Write the updates in order, one transaction and one announcement each."""
+        for update in updates:
+            self._absorb(update)
+            if self._clock() < self._retry_at:
+                continue
+            try:
+                if update.full or self._epoch is None or not self._write_delta(update):
+                    self._write_full(update.at, len(update.alerts))
+            except (RedisError, OSError) as error:
+                self._failed(error)
+            else:
+                self._succeeded()
+
+    def resync(self) -> bool:
+        """Rewrite a stale Redis now, backoff or not; whether Redis is current.
+
+        For a caller whose stream went quiet while Redis was away (nothing else retries).
+        """
+        if not self.stale:
+            return True
+        try:
+            self._write_full(cast(IncidentSnapshot, self._summary).at, 0)
+        except (RedisError, OSError) as error:
+            self._failed(error)
+            return False
+        self._succeeded()
+        return True
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _absorb(self, update: LiveUpdate) -> None:
+        if self._first_at is None:
+            self._first_at = update.at
+        if update.full:
+            self._leaks = {}
+        for slo, record_id, rule in update.closed:
+            leaks = self._leaks.get(slo)
+            if leaks is not None:
+                leaks.pop(leak_field(record_id, rule.value), None)
+                if not leaks:
+                    del self._leaks[slo]
+        for leak in update.opened:
+            self._leaks.setdefault(leak.slo, {})[leak_field(leak.record_id, leak.rule.value)] = leak
+        for alert in update.alerts:
+            field = alert_field(alert)
+            if alert.firing:
+                self._alerts[field] = orjson.dumps(alert.record())
+                self._resolved_before_adoption.discard(field)
+            else:
+                self._alerts.pop(field, None)
+                if not self._adopted:
+                    self._resolved_before_adoption.add(field)
+        self._summary = update.summary
+
+    def _failed(self, error: Exception) -> None:
+        self._epoch = None
+        self._retry_at = self._clock() + self._backoff
+        if not self._failing:
+            logger.warning(
+                "Redis live state is stale (%s); retrying in %.1f s, then rewriting it in full",
+                error,
+                self._backoff,
+            )
+        else:
+            logger.debug("Redis live state still unreachable: %s", error)
+        self._failing = True
+        self._backoff = min(self._backoff * 2, self._max_backoff)
+
+    def _succeeded(self) -> None:
+        if self._failing:
+            logger.info("Redis live state rewritten in full")
+        self._failing = False
+        self._backoff = self._initial_backoff
+        self._retry_at = float("-inf")
+
+    def _write_delta(self, update: LiveUpdate) -> bool:
+        """One update as one transaction; False if Redis no longer holds the mirror."""
+        keys = self.keys
+        opened: dict[str, list[Leak]] = {}
+        for leak in update.opened:
+            opened.setdefault(leak.slo, []).append(leak)
+        closed: dict[str, list[str]] = {}
+        for slo, record_id, rule in update.closed:
+            closed.setdefault(slo, []).append(leak_field(record_id, rule.value))
+        touched = sorted(opened.keys() | closed.keys())
+        with self._client.pipeline(transaction=True) as pipe:
+            try:
+                # A flush or a Redis restart between this check and EXEC touches the epoch
+                # key, so EXEC fails instead of writing a delta onto nothing.
+                _watch(pipe, keys.epoch)
+                if pipe.get(keys.epoch) != cast(str, self._epoch).encode():
+                    return False
+                pipe.multi()
+                for slo in touched:
+                    if slo not in self._leaks:
+                        pipe.delete(keys.blast(slo), keys.by_impact(slo))
+                        pipe.srem(keys.slos, slo)
+                        continue
+                    gone = closed.get(slo)
+                    if gone:
+                        pipe.hdel(keys.blast(slo), *gone)
+                        pipe.zrem(keys.by_impact(slo), *gone)
+                    _write_leaks(pipe, keys, slo, opened.get(slo, ()))
+                    pipe.sadd(keys.slos, slo)
+                for alert in update.alerts:
+                    if alert.firing:
+                        pipe.hset(keys.alerts, alert_field(alert), orjson.dumps(alert.record()))
+                    else:
+                        pipe.hdel(keys.alerts, alert_field(alert))
+                pipe.set(keys.incident, self._incident_json())
+                pipe.publish(
+                    keys.changes,
+                    self._announcement(
+                        update.at,
+                        len(update.opened),
+                        len(update.closed),
+                        len(update.alerts),
+                        touched,
+                    ),
+                )
+                pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    def _write_full(self, at: int, transitions: int) -> None:
+        """Replace everything under the prefix by the mirror, in one transaction."""
+        keys = self.keys
+        for _ in range(WATCH_ATTEMPTS):
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    _watch(pipe, keys.slos, keys.alerts)
+                    before = {_text(slo) for slo in cast(set[bytes], pipe.smembers(keys.slos))}
+                    adopted = (
+                        {}
+                        if self._adopted
+                        else self._adoptable(cast(dict[bytes, bytes], pipe.hgetall(keys.alerts)))
+                    )
+                    alerts = {**adopted, **self._alerts}
+                    pipe.multi()
+                    doomed = before | self._leaks.keys()
+                    pipe.delete(
+                        keys.slos,
+                        keys.alerts,
+                        *(keys.blast(slo) for slo in doomed),
+                        *(keys.by_impact(slo) for slo in doomed),
+                    )
+                    for slo, leaks in self._leaks.items():
+                        _write_leaks(pipe, keys, slo, leaks.values())
+                    if self._leaks:
+                        pipe.sadd(keys.slos, *self._leaks)
+                    items = sorted(alerts.items())
+                    for start in range(0, len(items), CHUNK):
+                        chunk = items[start : start + CHUNK]
+                        pipe.hset(keys.alerts, mapping=dict(chunk))
+                    epoch = secrets.token_hex(8)
+                    pipe.set(keys.incident, self._incident_json(len(alerts)))
+                    pipe.set(keys.epoch, epoch)
+                    open_leaks = sum(len(leaks) for leaks in self._leaks.values())
+                    pipe.publish(
+                        keys.changes,
+                        self._announcement(
+                            at, open_leaks, 0, transitions, sorted(doomed), epoch=epoch
+                        ),
+                    )
+                    pipe.execute()
+                except WatchError:
+                    continue
+            self._alerts = alerts
+            self._adopted = True
+            self._resolved_before_adoption.clear()
+            self._epoch = epoch
+            return
+        raise WatchError(f"{keys.prefix}: live state kept changing under a full rewrite")
+
+    def _adoptable(self, found: dict[bytes, bytes]) -> dict[str, bytes]:
+        """Alerts a previous writer left that fired before this stream's first update.
+
+        Later ones belong to what the restored flow processes again, and it re-sends them.
+        """
+        kept: dict[str, bytes] = {}
+        for raw_field, payload in found.items():
+            field = _text(raw_field)
+            if field in self._resolved_before_adoption:
+                continue
+            try:
+                at = parse_timestamp(orjson.loads(payload)["at"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if self._first_at is not None and at <= self._first_at:
+                kept[field] = payload
+        return kept
+
+    def _incident_json(self, firing: int | None = None) -> bytes:
+        summary = cast(IncidentSnapshot, self._summary)
+        top_leaks = summary.top_leaks or _rank_leaks(self._leaks, self._top)
+        top_owners = summary.top_owners or _rank_owners(self._leaks, self._top)
+        slos = sorted(summary.at_risk_picos.keys() | self._leaks.keys())
+        return orjson.dumps(
+            {
+                "at": format_timestamp(summary.at),
+                "severity": severity_name(summary.severity),
+                "consumption": summary.consumption,
+                "paging_state": summary.paging_state.name,
+                "open_leaks": summary.open_leaks,
+                "big_leaks": summary.big_leaks,
+                "peak_severity": severity_name(summary.peak_severity),
+                "peak_paging_state": summary.peak_paging_state.name,
+                "pages": summary.pages,
+                "tickets": summary.tickets,
+                "firing_alerts": len(self._alerts) if firing is None else firing,
+                "at_risk_usd": {
+                    slo: summary.at_risk_picos.get(slo, 0) / PICOS_PER_USD for slo in slos
+                },
+                "blast_radius": {slo: len(self._leaks.get(slo, ())) for slo in slos},
+                "top_causes": [leak_record(leak) for leak in top_leaks[: self._top]],
+                "top_owners": [owner_record(owner) for owner in top_owners[: self._top]],
+            }
+        )
+
+    def _announcement(
+        self,
+        at: int,
+        opened: int,
+        closed: int,
+        transitions: int,
+        slos: Sequence[str],
+        *,
+        epoch: str | None = None,
+    ) -> bytes:
+        summary = cast(IncidentSnapshot, self._summary)
+        return orjson.dumps(
+            {
+                "at": format_timestamp(at),
+                "full": epoch is not None,
+                "opened": opened,
+                "closed": closed,
+                "alerts": transitions,
+                "slos": list(slos),
+                "severity": severity_name(summary.severity),
+                "paging_state": summary.paging_state.name,
+                "epoch": epoch if epoch is not None else self._epoch,
+            }
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def blast_radius(self, slo: str, limit: int | None = DEFAULT_BLAST_LIMIT) -> list[BlastEntry]:
+        """The SLO's violating records, highest dollar impact first (``None``: all of them)."""
+        if limit is not None and limit <= 0:
+            return []
+        blast, by_impact = self.keys.blast(slo), self.keys.by_impact(slo)
+        stop = -1 if limit is None else limit - 1
+        values: list[bytes | None] | None = None
+        for _ in range(WATCH_ATTEMPTS):
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    # Ranking and records come from the same update: the ranking is read
+                    # under WATCH and the records in a transaction that fails if it moved.
+                    _watch(pipe, by_impact)
+                    fields = cast(list[bytes], pipe.zrange(by_impact, 0, stop, desc=True))
+                    if not fields:
+                        return []
+                    pipe.multi()
+                    pipe.hmget(blast, fields)
+                    values = cast(list[list[bytes | None]], pipe.execute())[0]
+                    break
+                except WatchError:
+                    continue
+        if values is None:
+            # Under constant change, settle for skipping records closed between two reads.
+            fields = cast(list[bytes], self._client.zrange(by_impact, 0, stop, desc=True))
+            if not fields:
+                return []
+            values = cast(list[bytes | None], self._client.hmget(blast, fields))
+        return [BlastEntry.model_validate_json(value) for value in values if value is not None]
+
+    def incident(self) -> dict[str, Any] | None:
+        """The incident summary (docs/live-state.md), or None before the first update."""
+        raw = cast(bytes | None, self._client.get(self.keys.incident))
+        return None if raw is None else cast(dict[str, Any], orjson.loads(raw))
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        """The alert-log records of the alerts firing now, ordered by SLO and rule."""
+        found = cast(dict[bytes, bytes], self._client.hgetall(self.keys.alerts))
+        return [
+            cast(dict[str, Any], orjson.loads(found[field])) for field in sorted(found, key=_text)
+        ]
+
+    def open_slos(self) -> list[str]:
+        """The SLOs with at least one open leak."""
+        return sorted(_text(slo) for slo in cast(set[bytes], self._client.smembers(self.keys.slos)))
+
+
+def _write_leaks(pipe: Pipeline, keys: LiveKeys, slo: str, leaks: Iterable[Leak]) -> None:
+    batch = list(leaks)
+    for start in range(0, len(batch), CHUNK):
+        chunk = batch[start : start + CHUNK]
+        fields = [leak_field(leak.record_id, leak.rule.value) for leak in chunk]
+        pipe.hset(
+            keys.blast(slo),
+            mapping={
+                field: orjson.dumps(leak_record(leak))
+                for field, leak in zip(fields, chunk, strict=True)
+            },
+        )
+        pipe.zadd(
+            keys.by_impact(slo),
+            {field: leak.impact_usd for field, leak in zip(fields, chunk, strict=True)},
+        )
+
+
+def _rank_leaks(leaks: dict[str, dict[str, Leak]], count: int) -> tuple[Leak, ...]:
+    every = (leak for per_slo in leaks.values() for leak in per_slo.values())
+    ranked = sorted(
+        every, key=lambda leak: (-leak.impact_picos, leak.record_id, leak.slo, leak.rule.value)
+    )
+    return tuple(ranked[:count])
+
+
+def _rank_owners(leaks: dict[str, dict[str, Leak]], count: int) -> tuple[OwnerExposure, ...]:
+    totals: dict[str, list[int]] = {}
+    for per_slo in leaks.values():
+        for leak in per_slo.values():
+            entry = totals.setdefault(leak.owner, [0, 0])
+            entry[0] += 1
+            entry[1] += leak.impact_picos
+    ranked = sorted(totals.items(), key=lambda item: (-item[1][1], item[0]))
+    return tuple(OwnerExposure(owner, n, picos) for owner, (n, picos) in ranked[:count])
+
+
+def _watch(pipe: Pipeline, *keys: str) -> None:
+    pipe.watch(*keys)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+__all__ = [
+    "BlastEntry",
+    "LiveKeys",
+    "RedisLiveState",
+    "alert_field",
+    "leak_field",
+]

@@ -1,0 +1,180 @@
+"""CRM messages from a Kafka topic, one flow input partition per topic partition.
+
+Each partition decodes its own messages (so a bad one keeps its place among the
+good) and emits :class:`DecodedBatch` values whose offsets are topic offsets.
+
+- **Replay** (``tail=False``): read from the start offsets to the partition's end
+  at the time it is reached, then emit the end of input (watermark +∞).
+- **Live** (``tail=True``): keep reading; a partition with nothing new for
+  ``idle_timeout_s`` of wall time says so once, and stops holding the watermark
+  back until it has messages again (SEMANTICS.md §1).
+
+The resume state is the next offset to read, so a recovered run goes on from
+the snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from typing_extensions import override
+
+from revleak.connectors.kafka import client_config, topic_partitions
+from revleak.connectors.messages import Decoder, Position
+from revleak.crm.pipeline import DecodedBatch
+
+# With nothing to read, look again this much later rather than spin.
+IDLE_POLL = timedelta(milliseconds=20)
+Progress = Callable[[int], None]
+
+
+class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
+    def __init__(
+        self,
+        consumer: Consumer,
+        partition: int,
+        start: int,
+        *,
+        source: str,
+        decoder: Decoder,
+        batch_size: int,
+        tail: bool,
+        idle_timeout_s: float,
+        progress: Progress | None,
+    ) -> None:
+        self._consumer = consumer
+        self._partition = partition
+        self._source = source
+        self._decoder = decoder
+        self._batch_size = batch_size
+        self._tail = tail
+        self._idle_timeout_s = idle_timeout_s
+        self._progress = progress
+        self._next_offset = start  # OFFSET_BEGINNING until a message is read
+        self._last_message = time.monotonic()
+        self._idle = False
+        self._done = False
+        self._awake_at: datetime | None = None
+
+    def next_batch(self) -> list[DecodedBatch]:
+        if self._done:
+            raise StopIteration
+        self._awake_at = None
+        messages = self._consumer.consume(self._batch_size, 0)
+        items: list[Any] = []
+        size = 0
+        end = False
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    end = not self._tail
+                    continue
+                raise RuntimeError(f"Kafka partition {self._partition}: {error}")
+            raw = message.value() or b""
+            size += len(raw)
+            offset = message.offset() or 0  # always set on a message without error
+            events, dead_letters = self._decoder(
+                raw, Position(self._source, self._partition, offset, line_numbered=False)
+            )
+            items.extend(dead_letters)
+            items.extend((event, raw) for event in events)
+            self._next_offset = offset + 1
+        if self._progress is not None and size:
+            self._progress(size)
+        now = time.monotonic()
+        if messages and any(message.error() is None for message in messages):
+            self._last_message = now
+            self._idle = False
+        if end:
+            self._done = True
+            return [DecodedBatch(self._partition, tuple(items), end=True, line_numbered=False)]
+        if items:
+            return [DecodedBatch(self._partition, tuple(items), line_numbered=False)]
+        if not messages:
+            self._awake_at = _utc_now() + IDLE_POLL
+        if self._tail and not self._idle and now - self._last_message >= self._idle_timeout_s:
+            self._idle = True
+            return [DecodedBatch(self._partition, (), line_numbered=False, idle=True)]
+        return []
+
+    def next_awake(self) -> datetime | None:
+        return self._awake_at
+
+    def snapshot(self) -> int:
+        return self._next_offset
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KafkaChangeSource(FixedPartitionedSource[DecodedBatch, int]):
+    """CRM messages from ``topic``; ``start_offsets`` (partition → offset) where to begin."""
+
+    def __init__(
+        self,
+        brokers: str,
+        topic: str,
+        *,
+        decoder: Decoder,
+        tail: bool,
+        source: str = "crm",
+        start_offsets: Mapping[int, int] | None = None,
+        idle_timeout_s: float = 30.0,
+        batch_size: int = 2000,
+        client: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self._brokers = brokers
+        self._topic = topic
+        self._decoder = decoder
+        self._tail = tail
+        self._source = source
+        self._start_offsets = dict(start_offsets or {})
+        self._idle_timeout_s = idle_timeout_s
+        self._batch_size = batch_size
+        self._client = dict(client or {})
+        self._progress = progress
+
+    def list_parts(self) -> list[str]:
+        return [str(partition) for partition in range(topic_partitions(self._brokers, self._topic))]
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+        partition = int(for_part)
+        start = (
+            resume_state
+            if resume_state is not None
+            else self._start_offsets.get(partition, OFFSET_BEGINNING)
+        )
+        consumer = Consumer(
+            {
+                **client_config(self._brokers, self._client),
+                # Partitions are assigned, never balanced by a group: the group id is
+                # only a name, and offsets live in the flow's snapshots.
+                "group.id": f"revleak-{self._topic}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        consumer.assign([TopicPartition(self._topic, partition, start)])
+        return _KafkaPartition(
+            consumer,
+            partition,
+            start,
+            source=self._source,
+            decoder=self._decoder,
+            batch_size=self._batch_size,
+            tail=self._tail,
+            idle_timeout_s=self._idle_timeout_s,
+            progress=self._progress,
+        )

@@ -1,0 +1,104 @@
+"""``revleak run crm``: the live CRM flow over Kafka (settings by flag or REVLEAK_*)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from revleak.settings import LiveSettings
+
+app = typer.Typer(no_args_is_help=True, help="Run a live flow until stopped.")
+
+
+@app.command("crm")
+def crm_command(
+    brokers: Annotated[str | None, typer.Option(help="Kafka bootstrap servers")] = None,
+    changes_topic: Annotated[str | None, typer.Option(help="Topic of CRM changes")] = None,
+    alerts_topic: Annotated[str | None, typer.Option(help="Topic of the alert log")] = None,
+    dlq_topic: Annotated[str | None, typer.Option(help="Topic of dead letters")] = None,
+    slos: Annotated[Path | None, typer.Option(help="SLO file", exists=True)] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="generic, salesforce, hubspot or auto")
+    ] = None,
+    mapping: Annotated[
+        list[Path] | None, typer.Option(help="Vendor field mapping (YAML)", exists=True)
+    ] = None,
+    allowed_lateness: Annotated[str | None, typer.Option(help="e.g. 60s")] = None,
+    idle_timeout_s: Annotated[float | None, typer.Option(help="Idle partition timeout")] = None,
+    alertmanager_url: Annotated[str | None, typer.Option(help="Alertmanager base URL")] = None,
+    resend_interval_s: Annotated[float | None, typer.Option(help="Re-send firing pages")] = None,
+    early_pages: Annotated[
+        bool | None, typer.Option("--early-pages/--no-early-pages", help="Page on arrival")
+    ] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Redis URL for live state")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics on this port")] = None,
+    metrics_host: Annotated[str | None, typer.Option(help="Address of /metrics")] = None,
+    recovery_dir: Annotated[Path | None, typer.Option(help="Bytewax recovery database")] = None,
+    snapshot_interval_s: Annotated[
+        float | None, typer.Option(help="Seconds between recovery snapshots")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Workers in this process")] = None,
+    shards: Annotated[int | None, typer.Option(help="Record and domain shards")] = None,
+    process_id: Annotated[
+        int | None, typer.Option("-i", "--process-id", help="This process in a cluster")
+    ] = None,
+    addresses: Annotated[
+        str | None,
+        typer.Option("-a", "--addresses", help="host:port of every process, ';'-separated"),
+    ] = None,
+) -> None:
+    """Consume CRM changes, page Alertmanager, keep live state, until stopped."""
+    from revleak.dataflows.live import run_live
+
+    flags: dict[str, Any] = {
+        "brokers": brokers,
+        "changes_topic": changes_topic,
+        "alerts_topic": alerts_topic,
+        "dlq_topic": dlq_topic,
+        "slos": slos,
+        "input_format": input_format,
+        "mappings": mapping,
+        "allowed_lateness": allowed_lateness,
+        "idle_timeout_s": idle_timeout_s,
+        "alertmanager_url": alertmanager_url,
+        "resend_interval_s": resend_interval_s,
+        "early_pages": early_pages,
+        "redis_url": redis_url,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "recovery_dir": recovery_dir,
+        "snapshot_interval_s": snapshot_interval_s,
+        "workers": workers,
+        "shards": shards,
+    }
+    try:
+        settings = LiveSettings(**{name: flag for name, flag in flags.items() if flag is not None})
+    except ValidationError as error:
+        Console(stderr=True).print(str(error), highlight=False)
+        raise typer.Exit(code=2) from None
+    from bytewax.errors import BytewaxRuntimeError
+
+    # SIGTERM stops the flow as Ctrl-C does: Bytewax sees the interrupt, stops its
+    # workers and closes the outputs (pending pages are delivered).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_live(
+            settings,
+            process_id=process_id,
+            addresses=addresses.split(";") if addresses else None,
+        )
+    except KeyboardInterrupt:
+        pass
+    except BytewaxRuntimeError as error:
+        if "signal received" not in str(error):
+            raise
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
