@@ -70,6 +70,12 @@ _EVENT = TypeAdapter(WebhookEvent)
 class _InvalidError(Exception):
     """One event of a batch that cannot be used (the argument says why)."""
 
+    reason = deadletter.INVALID_EVENT
+
+
+class _UnknownEntityError(_InvalidError):
+    reason = deadletter.UNKNOWN_ENTITY
+
 
 def decode_hubspot(raw: bytes, position: Position, mapping: SourceMapping | None = None) -> Decoded:
     """Decode one batch; ``mapping`` defaults to the bundled ``hubspot`` mapping."""
@@ -89,7 +95,7 @@ def decode_hubspot(raw: bytes, position: Position, mapping: SourceMapping | None
             event = _decode(element, mapping)
         except _InvalidError as error:
             detail = f"event [{index}] of the batch: {error}"
-            dead_letters.append(position.dead_letter(raw, deadletter.INVALID_EVENT, detail))
+            dead_letters.append(position.dead_letter(raw, error.reason, detail))
             continue
         if event is not None:
             events.append(event)
@@ -131,17 +137,21 @@ def _decode(element: Any, mapping: SourceMapping) -> ChangeEvent | None:
     except ValidationError as error:
         raise _InvalidError(explain(error)[1]) from None
     kind, _, action = event.subscription_type.rpartition(".")
-    op = _OPS.get(action)
-    if op is None:
-        return None
     if kind == GENERIC_OBJECT:
         if event.object_type_id is None:
             raise _InvalidError(f"objectTypeId: required by {event.subscription_type}")
         obj = mapping.object_with_type_id(event.object_type_id)
+        unknown = f"objectTypeId {event.object_type_id!r}"
     else:
         obj = mapping.object_named(kind)
+        unknown = f"object {kind!r}"
     if obj is None:
-        return None
+        raise _UnknownEntityError(
+            f"{unknown} of {event.subscription_type} is not in the hubspot mapping"
+        )
+    op = _OPS.get(action)
+    if op is None:
+        return None  # a change of a mapped object that no SLO looks at (merge, privacy…)
     fields: dict[str, FieldValue] = {}
     if op is Op.UPDATE:
         change = _property(event, obj)

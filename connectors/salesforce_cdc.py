@@ -121,7 +121,11 @@ def _decode(
         raise _InvalidError(f"{HEADER}.{explain(error)[1]}") from None
     obj = mapping.object_named(header.entity_name)
     if obj is None:
-        return Decoded([], [])
+        detail = (
+            f"entity {header.entity_name!r} is not in the salesforce mapping "
+            f"(it maps {', '.join(sorted(mapping.spec.objects))})"
+        )
+        return Decoded([], [position.dead_letter(raw, deadletter.UNKNOWN_ENTITY, detail)])
     ids = header.record_ids
     change = header.change_type
     if change.startswith("GAP_") and change != "GAP_DELETE":

@@ -16,6 +16,7 @@ LATE = "late"
 INVALID_ROW = "invalid_row"
 INVALID_HEADER = "invalid_header"
 UNKNOWN_FORMAT = "unknown_format"
+UNKNOWN_ENTITY = "unknown_entity"  # a CRM object the source's field mapping does not map
 GAP = "gap"  # Salesforce lost changes: the records must be re-read from the CRM
 REASONS = (
     MALFORMED_JSON,
@@ -26,6 +27,7 @@ REASONS = (
     INVALID_ROW,
     INVALID_HEADER,
     UNKNOWN_FORMAT,
+    UNKNOWN_ENTITY,
     GAP,
 )
 

@@ -9,9 +9,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
-
+import redis
 import services
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -38,8 +38,6 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def redis_url(redis_server_url: str) -> str:
     """The session's Redis, emptied for this test."""
-    import redis
-
     client = redis.Redis.from_url(redis_server_url)
     client.flushdb()
     client.close()

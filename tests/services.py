@@ -60,11 +60,13 @@ class Service:
         return f"{self.name} (exit {self.process.poll()}):\n{tail}"
 
 
-def wait_until(ready: Callable[[], bool], service: Service, timeout: float = STARTUP_SECONDS) -> None:
+def wait_until(
+    ready: Callable[[], bool], service: Service, timeout: float = STARTUP_SECONDS
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited while starting: {service.describe_failure()}")
+            raise RuntimeError(f"{service.name} exited: {service.describe_failure()}")
         with contextlib.suppress(OSError, httpx.HTTPError):
             if ready():
                 return

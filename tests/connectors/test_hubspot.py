@@ -112,7 +112,7 @@ def test_every_fixture_batch_decodes_to_exactly_the_expected_events() -> None:
         events, dead_letters = decode(raw, line)
         assert events == EXPECTED.get(line, []), f"line {line}"
         assert [letter.reason for letter in dead_letters] == (
-            ["invalid_event"] if line == 7 else []
+            {7: ["invalid_event"], 8: ["unknown_entity"]}.get(line, [])
         ), f"line {line}"
 
 
@@ -155,17 +155,18 @@ def test_a_single_event_object_is_a_batch_of_one() -> None:
     assert change == decode(json.dumps([batch(6)]).encode(), 6).events[0]
 
 
-def test_unmapped_objects_properties_and_subscription_types_give_nothing() -> None:
-    assert decode(LINES[7], 8) == Decoded([], [])
+def test_unmapped_objects_are_dead_letters_and_unmapped_changes_give_nothing() -> None:
+    (letter,) = decode(LINES[7], 8).dead_letters
+    assert letter.reason == "unknown_entity"
     template = batch(5)[0]
-    for subscription in (
-        "contact.merge",
-        "contact.associationChange",
-        "contact.privacyDeletion",
-        "company.creation",
-        "ticket.propertyChange",
-        "conversation.creation",
-    ):
+    for subscription in ("company.creation", "ticket.propertyChange", "conversation.creation"):
+        events, dead_letters = decode(
+            json.dumps({**template, "subscriptionType": subscription}).encode()
+        )
+        assert events == []
+        assert [letter.reason for letter in dead_letters] == ["unknown_entity"], subscription
+        assert subscription in dead_letters[0].detail
+    for subscription in ("contact.merge", "contact.associationChange", "contact.privacyDeletion"):
         assert decode(json.dumps({**template, "subscriptionType": subscription}).encode()) == (
             Decoded([], [])
         ), subscription
@@ -188,7 +189,9 @@ def test_generic_object_subscriptions_use_the_object_type_id() -> None:
     (change,) = decode(json.dumps([contact]).encode()).events
     assert (change.object, change.fields) == (LEAD, {"region": "contractsent"})
     company = {**batch(11)[0], "objectTypeId": "0-2"}
-    assert decode(json.dumps([company]).encode()) == Decoded([], [])
+    (letter,) = decode(json.dumps([company]).encode()).dead_letters
+    assert letter.reason == "unknown_entity"
+    assert "'0-2'" in letter.detail
 
 
 def test_values_are_converted_and_mapped() -> None:
@@ -258,7 +261,8 @@ spec:
     assert decode(json.dumps([{**flag, "propertyValue": "false"}]).encode(), mapping=mapping) == (
         Decoded([], [])
     )
-    assert decode(LINES[4], mapping=mapping) == Decoded([], [])  # contacts are not mapped
+    # Contacts are not mapped here.
+    assert [d.reason for d in decode(LINES[4], mapping=mapping).dead_letters] == ["unknown_entity"]
     with pytest.raises(ValueError, match="not hubspot"):
         decode(LINES[4], mapping=default_mapping("salesforce"))
 
@@ -280,7 +284,7 @@ def test_replaying_the_fixture_gives_the_alerts_of_its_generic_json() -> None:
         for kind in ("count", "usd")
     }
     assert alerts == [alert.record() for alert in generic.alerts]
-    assert [letter.reason for letter in vendor.dead_letters] == ["invalid_event"]
+    assert [letter.reason for letter in vendor.dead_letters] == ["invalid_event", "unknown_entity"]
     assert generic.dead_letters == []
 
 

@@ -136,7 +136,8 @@ EXPECTED: dict[int, list[ChangeEvent]] = {
     20: [event(20, KEY + "0020", O2, "2026-03-04T15:00:00Z", OPP, UPDATE, stage="Proposal")],
     21: [event(21, KEY + "0021", O2, "2026-03-13T10:00:00Z", OPP, UPDATE, stage="Closed Won")],
 }  # fmt: skip
-DEAD: dict[int, str] = {15: GAP, 17: GAP, 18: "invalid_event"}
+UNKNOWN = "unknown_entity"
+DEAD: dict[int, str] = {4: UNKNOWN, 9: UNKNOWN, 10: UNKNOWN, 15: GAP, 17: GAP, 18: "invalid_event"}
 
 
 # -- the fixture -----------------------------------------------------------------------------
@@ -245,13 +246,16 @@ def test_a_wildcard_record_id_is_invalid() -> None:
     assert "'00Q*'" in letter.detail
 
 
-def test_unmapped_objects_and_unmapped_changes_give_nothing() -> None:
-    for line in (4, 9, 10, 19):
-        assert decode(LINES[line - 1], line) == Decoded([], []), line
-    # A gap event of an unmapped object gives nothing either.
+def test_unmapped_objects_are_dead_letters_and_unmapped_changes_give_nothing() -> None:
+    for line in (4, 9, 10):
+        (letter,) = decode(LINES[line - 1], line).dead_letters
+        assert letter.reason == UNKNOWN
+        assert "Lead, Opportunity" in letter.detail
+    assert decode(LINES[18], 19) == Decoded([], [])
+    # A gap event of an unmapped object is about an unknown entity too.
     data = message(15)
     data["data"]["payload"]["ChangeEventHeader"]["entityName"] = "Account"
-    assert decode(json.dumps(data).encode()) == Decoded([], [])
+    assert [d.reason for d in decode(json.dumps(data).encode()).dead_letters] == [UNKNOWN]
 
 
 def test_event_ids_fall_back_to_the_replay_id() -> None:
@@ -375,7 +379,9 @@ def test_a_custom_mapping_chooses_objects_fields_and_converters() -> None:
     (update,) = decode(json.dumps(touched).encode(), mapping=mapping).events
     assert update.fields == {"last_touch_at": at("2026-03-02T09:20:00Z")}
     # Opportunity is not in this mapping.
-    assert decode(LINES[6], 7, mapping=mapping) == Decoded([], [])
+    unmapped = decode(LINES[6], 7, mapping=mapping)
+    assert unmapped.events == []
+    assert [letter.reason for letter in unmapped.dead_letters] == [UNKNOWN]
 
 
 def test_a_hubspot_mapping_is_refused() -> None:
@@ -400,5 +406,7 @@ def test_replaying_the_fixture_gives_the_alerts_of_its_generic_json() -> None:
         for kind in ("count", "usd")
     }
     assert alerts == [alert.record() for alert in generic.alerts]
-    assert [letter.reason for letter in vendor.dead_letters] == [GAP, GAP, "invalid_event"]
+    assert [letter.reason for letter in vendor.dead_letters] == [
+        UNKNOWN, UNKNOWN, UNKNOWN, GAP, GAP, "invalid_event"
+    ]
     assert generic.dead_letters == []

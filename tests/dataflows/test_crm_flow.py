@@ -19,7 +19,7 @@ from harness import DEFAULT_SLOS, ROOT
 from revleak.connectors.csv_import import read_funnel
 from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, TIMELINE, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
-from revleak.dataflows.sinks import JsonLinesSink
+from revleak.dataflows.sinks import json_lines_sink
 from revleak.dataflows.sources import ChangeLogSource, FunnelCsvSource
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import format_timestamp
@@ -34,7 +34,7 @@ def run_flow(
         key: tmp / f"{key.removeprefix('out:')}.jsonl" for key in (ALERTS, TIMELINE, DEAD_LETTERS)
     }
     config = FlowConfig(catalog=load_catalog(DEFAULT_SLOS), shards=shards, partitions=partitions)
-    flow = build_crm_flow(config, source, JsonLinesSink(dict(outputs)))  # type: ignore[arg-type]
+    flow = build_crm_flow(config, source, json_lines_sink(dict(outputs)))  # type: ignore[arg-type]
     if workers == 1:
         run_main(flow)
     else:
