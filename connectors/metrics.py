@@ -11,12 +11,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from revleak import conventions as names
 from revleak.deadletter import REASONS
+from revleak.paging import Page
 from revleak.slo.catalog import PICOS_PER_USD
 from revleak.slo.evaluator import SloSnapshot
 from revleak.slo.incident import IncidentSnapshot
@@ -70,6 +71,12 @@ class PrometheusObserver:
             "Pages changed because the final alert log disagreed with the early evaluation",
             registry=registry,
         )
+        self._event_to_page = Histogram(
+            names.EVENT_TO_PAGE,
+            "Wall time Alertmanager accepted a firing page minus the event time it fired at",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
         registry.register(_SnapshotCollector(self))
         # Known series exist from the start (at 0) and in a fixed order, whichever
         # worker thread reports first.
@@ -114,6 +121,12 @@ class PrometheusObserver:
 
     def alert_corrections(self, count: int) -> None:
         self._corrections.inc(count)
+
+    def pages_delivered(self, pages: Sequence[Page], wall_time_s: float) -> None:
+        """Called by the Alertmanager sender; meaningful when event time is wall time."""
+        for page in pages:
+            if page.firing:
+                self._event_to_page.observe(max(0.0, wall_time_s - page.starts_at / 1000))
 
     def incident_snapshot(self, snapshot: IncidentSnapshot) -> None:
         with self._lock:

@@ -96,6 +96,7 @@ def live_flow(
             runbook_base_url=settings.runbook_base_url,
             fixpack_base_url=settings.fixpack_base_url,
             close_timeout_s=STOP_TIMEOUT_S,
+            on_delivered=observer.pages_delivered if observer is not None else None,
         )
     if settings.redis_url is not None:
         targets[LIVE] = RedisLive(settings.redis_url, settings.redis_prefix)

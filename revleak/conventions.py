@@ -9,6 +9,7 @@ EVENTS = "revleak_events"
 LATE_EVENTS = "revleak_late_events"
 DEAD_LETTERS = "revleak_dead_letter"
 ALERT_CORRECTIONS = "revleak_alert_corrections"
+EVENT_TO_PAGE = "revleak_event_to_page_seconds"  # a histogram
 
 # Gauges read from the latest snapshot at scrape time.
 BURN_RATE = "revleak_slo_burn_rate"

@@ -238,3 +238,46 @@ def test_a_refused_write_uses_up_no_sequence_number() -> None:
     with pytest.raises(ValueError, match="unknown destinations"):
         writer.write(10, {"x": [1], "z": [2]})
     assert writer.write(10, {"x": [1]}) == [("x", Tick("s", 0, 10, (1,)))]
+
+
+def test_an_idle_sender_stops_holding_the_watermark_back() -> None:
+    merge = merge_of(["a", "b"])
+    merge.receive(Tick("a", 0, 100, ((50, "a", 0),)))
+    merge.receive(Tick("b", 0, 20, ((10, "b", 0),)))
+    assert merge.release() == ([(10, "b", 0)], 20)
+    merge.receive(Tick("b", 1, 20, (), idle=True))
+    assert merge.release() == ([(50, "a", 0)], 100)
+    assert merge.take_late() == []
+
+
+def test_every_sender_idle_releases_what_they_promised() -> None:
+    merge = merge_of(["a", "b"])
+    merge.receive(Tick("a", 0, 100, ((50, "a", 0),), idle=True))
+    merge.receive(Tick("b", 0, 20, (), idle=True))
+    assert merge.release() == ([(50, "a", 0)], 100)
+
+
+def test_a_sender_back_from_idle_is_late_until_it_catches_up() -> None:
+    merge = merge_of(["a", "b"])
+    merge.receive(Tick("a", 0, 100, ()))
+    merge.receive(Tick("b", 0, 20, (), idle=True))
+    assert merge.release() == ([], 100)
+    # b resumes behind the watermark that moved on without it: its old items are late,
+    # and it holds the watermark back again until it catches up.
+    merge.receive(Tick("b", 1, 60, ((30, "b", 0), (110, "b", 1))))
+    assert merge.take_late() == [(30, "b", 0)]
+    merge.receive(Tick("a", 1, 200, ((150, "a", 1),)))
+    assert merge.release() is None
+    merge.receive(Tick("b", 2, 90, ((95, "b", 2),)))
+    assert merge.take_late() == [(95, "b", 2)]
+    merge.receive(Tick("b", 3, 180, ((120, "b", 3),)))
+    assert merge.release() == ([(110, "b", 1), (120, "b", 3), (150, "a", 1)], 180)
+    assert merge.take_late() == []
+
+
+def test_an_active_sender_behind_the_watermark_is_still_a_bug() -> None:
+    merge = merge_of(["a"])
+    merge.receive(Tick("a", 0, 100, ()))
+    merge.release()
+    with pytest.raises(OrderViolationError):
+        merge.receive(Tick("a", 1, 120, ((90, "a", 0),)))
