@@ -34,7 +34,7 @@ from revleak.slo.incident import (
     OwnerExposure,
     severity_name,
 )
-from revleak.timefmt import format_duration, format_timestamp, parse_timestamp
+from revleak.timefmt import format_duration, format_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -162,11 +162,6 @@ class RedisLiveState:
         self._summary: IncidentSnapshot | None = None
         # Redis holds the mirror only while its epoch key has this value.
         self._epoch: str | None = None
-        # A restored flow does not re-send alerts that fired before its snapshot: the first
-        # full write keeps those a previous writer left, unless this one saw them resolve.
-        self._adopted = False
-        self._first_at: int | None = None
-        self._resolved_before_adoption: set[str] = set()
         self._failing = False
 
     # -- writing -------------------------------------------------------------------------
@@ -220,10 +215,9 @@ class RedisLiveState:
         self.close()
 
     def _absorb(self, update: LiveUpdate) -> None:
-        if self._first_at is None:
-            self._first_at = update.at
         if update.full:
             self._leaks = {}
+            self._alerts = {}
         for slo, record_id, rule in update.closed:
             leaks = self._leaks.get(slo)
             if leaks is not None:
@@ -236,11 +230,8 @@ class RedisLiveState:
             field = alert_field(alert)
             if alert.firing:
                 self._alerts[field] = orjson.dumps(alert.record())
-                self._resolved_before_adoption.discard(field)
             else:
                 self._alerts.pop(field, None)
-                if not self._adopted:
-                    self._resolved_before_adoption.add(field)
         self._summary = update.summary
 
     def _failed(self, error: Exception) -> None:
@@ -320,14 +311,9 @@ class RedisLiveState:
         for _ in range(WATCH_ATTEMPTS):
             with self._client.pipeline(transaction=True) as pipe:
                 try:
-                    _watch(pipe, keys.slos, keys.alerts)
+                    _watch(pipe, keys.slos)
                     before = {_text(slo) for slo in cast(set[bytes], pipe.smembers(keys.slos))}
-                    adopted = (
-                        {}
-                        if self._adopted
-                        else self._adoptable(cast(dict[bytes, bytes], pipe.hgetall(keys.alerts)))
-                    )
-                    alerts = {**adopted, **self._alerts}
+                    alerts = self._alerts
                     pipe.multi()
                     doomed = before | self._leaks.keys()
                     pipe.delete(
@@ -357,30 +343,9 @@ class RedisLiveState:
                     pipe.execute()
                 except WatchError:
                     continue
-            self._alerts = alerts
-            self._adopted = True
-            self._resolved_before_adoption.clear()
             self._epoch = epoch
             return
         raise WatchError(f"{keys.prefix}: live state kept changing under a full rewrite")
-
-    def _adoptable(self, found: dict[bytes, bytes]) -> dict[str, bytes]:
-        """Alerts a previous writer left that fired before this stream's first update.
-
-        Later ones belong to what the restored flow processes again, and it re-sends them.
-        """
-        kept: dict[str, bytes] = {}
-        for raw_field, payload in found.items():
-            field = _text(raw_field)
-            if field in self._resolved_before_adoption:
-                continue
-            try:
-                at = parse_timestamp(orjson.loads(payload)["at"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
-            if self._first_at is not None and at <= self._first_at:
-                kept[field] = payload
-        return kept
 
     def _incident_json(self, firing: int | None = None) -> bytes:
         summary = cast(IncidentSnapshot, self._summary)

@@ -146,7 +146,8 @@ class LiveUpdate:
     """What a live view (Redis, a war room) needs to follow the incident.
 
     ``opened`` and ``closed`` are the net blast-radius changes since the previous
-    update; a ``full`` update instead lists every open leak in ``opened`` and
+    update and ``alerts`` the alert transitions since then; a ``full`` update instead
+    lists every open leak in ``opened`` and every firing alert in ``alerts``, and
     replaces whatever the view held (the first update after a start or restore).
     """
 
@@ -181,6 +182,7 @@ class IncidentTracker:
         self._leaks: dict[LeakKey, Leak] = {}
         # Blast-radius entries changed since the last live update (None: send everything).
         self._dirty: set[LeakKey] | None = None
+        self._firing: dict[tuple[str, str, str, int], AlertTransition] = {}
         self._big_leaks = 0
         self._severity = 0
         self._paging = PagingState.OK
@@ -233,6 +235,11 @@ class IncidentTracker:
 
     def _record_alert(self, item: AlertTransition, out: IncidentOutput) -> None:
         out.alerts.append(item)
+        rule = (item.slo, item.kind.value, item.severity, item.long_ms)
+        if item.firing:
+            self._firing[rule] = item
+        else:
+            self._firing.pop(rule, None)
         if item.firing:
             if item.severity == "page":
                 self._pages += 1
@@ -317,9 +324,8 @@ class IncidentTracker:
         """The changes since the previous call; everything on the first call."""
         summary = self.snapshot(detail=True)
         if self._dirty is None:
-            update = LiveUpdate(
-                self._at, tuple(self._leaks.values()), (), tuple(alerts), summary, full=True
-            )
+            firing = tuple(sorted(self._firing.values(), key=_alert_order))
+            update = LiveUpdate(self._at, tuple(self._leaks.values()), (), firing, summary, True)
         else:
             dirty = sorted(self._dirty, key=_leak_key_order)
             update = LiveUpdate(
@@ -357,3 +363,7 @@ class IncidentTracker:
 def _leak_key_order(key: LeakKey) -> tuple[str, str, str]:
     slo, record_id, rule = key
     return (slo, record_id, rule.value)
+
+
+def _alert_order(alert: AlertTransition) -> tuple[int, int, str, str, str, int]:
+    return alert.order

@@ -440,22 +440,19 @@ def test_firing_alerts_are_kept_until_they_resolve(redis_url: str) -> None:
         assert KEYS.alerts not in keys_of(redis_url)
 
 
-def test_a_new_writer_keeps_alerts_that_fired_before_its_first_update(redis_url: str) -> None:
+def test_a_full_update_replaces_the_firing_alerts(redis_url: str) -> None:
     early = alert(True, at=T)
     late = alert(True, severity="ticket", long_ms=24 * HOUR_MS, short_ms=2 * HOUR_MS, at=T + 10)
-    resolved_later = alert(True, slo=VELOCITY, at=T + 2)
     with RedisLiveState(redis_url) as before:
-        before.apply([update(alerts=(early, resolved_later), full=True), update(alerts=(late,))])
-        assert len(before.firing_alerts()) == 3
-    # A flow restored from a snapshot taken at T + 5 re-sends what happened after it
-    # (the ticket again, if it still fires) but not the page that fired before it.
+        before.apply([update(alerts=(early,), full=True), update(alerts=(late,))])
+        assert len(before.firing_alerts()) == 2
+    # A restored flow's first update lists what fires at its snapshot: only that is kept.
     with RedisLiveState(redis_url) as after:
-        after.apply([update(alerts=(alert(False, slo=VELOCITY, at=T + 5),), full=True, at=T + 5)])
+        after.apply([update(alerts=(early,), full=True, at=T + 5)])
         assert after.firing_alerts() == [early.record()]
         incident = after.incident()
         assert incident is not None
         assert incident["firing_alerts"] == 1
-        # Adopted alerts are part of the mirror from then on.
         with client(redis_url) as raw:
             raw.flushdb()
         after.apply([update(at=T + 6)])
