@@ -361,3 +361,33 @@ def test_the_tracker_agrees_with_a_brute_force_model(steps: list[list[IncidentIt
         else:
             assert events == []
         paging, severity = expected_paging, expected_severity
+
+
+def test_live_updates_are_full_first_then_net_changes() -> None:
+    tracker = IncidentTracker(CATALOG)
+    tracker.advance(ordered([opened("L1", 10_000), opened("L2", 20_000), alert("page", True)]))
+    first = tracker.live_update()
+    assert first.full
+    assert {leak.record_id for leak in first.opened} == {"L1", "L2"}
+    assert [a.firing for a in first.alerts] == [True]
+    # Opened then closed within one step is no change at all.
+    step = [closed("L1", time=T + 1), opened("L3", 5_000, time=T + 1), closed("L3", time=T + 2)]
+    tracker.advance(ordered(step))
+    delta = tracker.live_update()
+    assert not delta.full
+    assert delta.opened == ()
+    assert delta.closed == (("lead_response", "L1", Rule.SLA_BREACH_UNTOUCHED),
+                            ("lead_response", "L3", Rule.SLA_BREACH_UNTOUCHED))  # fmt: skip
+    assert delta.summary.open_leaks == 1
+
+
+def test_after_a_restore_the_first_live_update_lists_what_fires_then() -> None:
+    tracker = IncidentTracker(CATALOG)
+    tracker.advance(ordered([opened("L1", 10_000), alert("page", True), alert("ticket", True)]))
+    tracker.live_update()
+    tracker.advance([alert("page", False, time=T + MINUTE_MS)])
+    tracker.restart_live_view()
+    full = tracker.live_update()
+    assert full.full
+    assert [(a.severity, a.firing) for a in full.alerts] == [("ticket", True)]
+    assert [leak.since for leak in full.opened] == [T]
