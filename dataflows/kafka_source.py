@@ -5,9 +5,10 @@ good) and emits :class:`DecodedBatch` values whose offsets are topic offsets.
 
 - **Replay** (``tail=False``): read from the start offsets to the partition's end
   at the time it is reached, then emit the end of input (watermark +∞).
-- **Live** (``tail=True``): keep reading; a partition with nothing new for
-  ``idle_timeout_s`` of wall time says so once, and stops holding the watermark
-  back until it has messages again (SEMANTICS.md §1).
+- **Live** (``tail=True``): keep reading. A partition that has read everything
+  there is says so once (the early lane then evaluates its newest millisecond);
+  one with nothing new for ``idle_timeout_s`` of wall time says so once, and stops
+  holding the watermark back until it has messages again (SEMANTICS.md §1).
 
 The resume state is the next offset to read, so a recovered run goes on from
 the snapshot.
@@ -58,6 +59,7 @@ class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
         self._next_offset = start  # OFFSET_BEGINNING until a message is read
         self._last_message = time.monotonic()
         self._idle = False
+        self._caught_up = True
         self._done = False
         self._awake_at: datetime | None = None
 
@@ -95,9 +97,13 @@ class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
             self._done = True
             return [DecodedBatch(self._partition, tuple(items), end=True, line_numbered=False)]
         if items:
+            self._caught_up = False
             return [DecodedBatch(self._partition, tuple(items), line_numbered=False)]
         if not messages:
             self._awake_at = _utc_now() + IDLE_POLL
+            if self._tail and not self._caught_up:
+                self._caught_up = True
+                return [DecodedBatch(self._partition, (), line_numbered=False, caught_up=True)]
         if self._tail and not self._idle and now - self._last_message >= self._idle_timeout_s:
             self._idle = True
             return [DecodedBatch(self._partition, (), line_numbered=False, idle=True)]

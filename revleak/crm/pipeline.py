@@ -84,8 +84,9 @@ class FlowConfig:
     live_view: bool = False  # send blast-radius and incident updates
 
     def early_lane(self) -> FlowConfig:
-        # A watermark 1 ms past the newest event releases everything that has arrived.
-        return replace(self, lane=EARLY_LANE, allowed_lateness_ms=-1, live_view=False)
+        # The watermark is the newest event time: what arrived before that millisecond is
+        # released at once, and the newest millisecond when the input catches up.
+        return replace(self, lane=EARLY_LANE, allowed_lateness_ms=0, live_view=False)
 
     @property
     def speculative(self) -> bool:
@@ -146,6 +147,7 @@ class DecodedBatch:
     end: bool = False
     line_numbered: bool = True  # event offsets are line numbers (files), not topic offsets
     idle: bool = False  # live input: nothing arrived for the idle timeout (SEMANTICS.md §1)
+    caught_up: bool = False  # live input: the partition has been read to its current end
 
 
 Sent = tuple[Hashable, Any]  # (destination key, Tick or output record)
@@ -228,6 +230,10 @@ class Sequencer(Stage):
             self._observer.events(source, conventions.DEAD_LETTER, dead)
         if accepted:
             self._observer.events(source, conventions.ACCEPTED, accepted)
+        if batch.caught_up and speculative and self._max_time != NEVER:
+            # Nothing more has arrived: the early lane evaluates its newest millisecond
+            # too, and anything later at that time is left to the final lane.
+            self._watermark = max(self._watermark, self._max_time + 1)
         if self._max_time != NEVER:
             self._observer.watermark_lag(source, self._partition, self._max_time - self._watermark)
         watermark = END_OF_TIME_MS if batch.end else self._watermark
