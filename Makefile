@@ -7,7 +7,7 @@ export PYTHONSAFEPATH := 1
 
 SOURCES := pyproject.toml $(shell find revleak connectors dataflows loadtest slos data -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test check lint typecheck unit bench data clean services
+.PHONY: demo test check lint typecheck unit bench data clean services soak
 
 demo: $(VENV)/.installed
 	$(BIN)/revleak demo
@@ -39,6 +39,11 @@ services:
 # Benchmarks write docs/BENCHMARKS.md (machine, date, numbers).
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m revleak.loadtest.bench
+
+# Crash recovery: 20 trials of 3 SIGKILLs of the live flow against an uninterrupted run
+# (own Tansu and Alertmanager on free ports; about 5 min on 2 cores; exit 1 on any difference).
+soak: $(VENV)/.installed-dev services
+	$(BIN)/python -m revleak.loadtest.soak --trials 20 --kills 3
 
 # Regenerate the bundled demo data (a test checks the committed files match).
 data: $(VENV)/.installed

@@ -170,6 +170,9 @@ class KafkaChangeSource(FixedPartitionedSource[DecodedBatch, int]):
                 "group.id": f"revleak-{self._topic}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
+                # A live page waits for the fetch: do not let the broker sit on it for
+                # librdkafka's default half second when little is arriving.
+                "fetch.wait.max.ms": 20 if self._tail else 500,
             }
         )
         consumer.assign([TopicPartition(self._topic, partition, start)])

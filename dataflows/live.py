@@ -14,6 +14,8 @@ plus its process id).
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -96,6 +98,9 @@ def live_flow(
             runbook_base_url=settings.runbook_base_url,
             fixpack_base_url=settings.fixpack_base_url,
             close_timeout_s=STOP_TIMEOUT_S,
+            journal=(
+                settings.recovery_dir / "pages-accepted.json" if settings.recovery_dir else None
+            ),
             on_delivered=observer.pages_delivered if observer is not None else None,
         )
     if settings.redis_url is not None:
@@ -139,7 +144,16 @@ def recovery_config(settings: LiveSettings, *, processes: int) -> Any:
     folder = settings.recovery_dir
     if folder is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    if not any(folder.iterdir()):
-        init_db_dir(folder, settings.workers * processes)  # type: ignore[no-untyped-call]
+    if not folder.exists() or not any(folder.glob("*.sqlite3")):
+        # Built aside and renamed into place: a crash while creating it must not leave a
+        # half-made database that no restart can resume from.
+        building = folder.with_name(f"{folder.name}.{os.getpid()}.building")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        init_db_dir(building, settings.workers * processes)  # type: ignore[no-untyped-call]
+        if folder.exists():
+            for leftover in folder.iterdir():
+                leftover.unlink()
+            folder.rmdir()
+        os.replace(building, folder)
     return RecoveryConfig(str(folder))  # type: ignore[no-untyped-call]

@@ -9,23 +9,31 @@ Delivery after a crash:
   and skips that many of the records the flow writes again.
 - **Dead letters** (``revleak.dlq``): at least once, keyed by source
   topic/partition/offset so a reader can drop repeats.
-- **Pages**: the pager re-sends every page it knows after a restore; Alertmanager
-  keys alerts by their labels, so a page is never doubled and none is lost.
+- **Pages**: exactly once per state. Every page state is numbered by the pager;
+  the sink's snapshot holds the states not yet accepted by Alertmanager and the
+  firing pages (which need their re-sends), and a journal beside the recovery
+  database records the newest state Alertmanager accepted for each page. On
+  restore the sink submits its snapshot again, and drops every state, replayed or
+  not, older than one Alertmanager already has.
 - **Live state**: the first update after a restore replaces Redis' content.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import orjson
 from bytewax.outputs import StatefulSinkPartition
 
 from revleak.connectors import kafka
-from revleak.connectors.alertmanager import AlertmanagerSender
+from revleak.connectors.alertmanager import AlertmanagerSender, Fingerprint, fingerprint
 from revleak.connectors.redis_state import RedisLiveState
 from revleak.deadletter import DeadLetter
 from revleak.paging import Page
@@ -134,39 +142,121 @@ class AlertmanagerPages:
     fixpack_base_url: str | None = None
     min_firing_s: float = 15.0
     close_timeout_s: float = 30.0
+    journal: Path | None = None  # where accepted states are recorded (with recovery)
     on_delivered: Callable[[Sequence[Page], float], None] | None = field(
         default=None, compare=False
     )
 
-    def open(self, resume: Any) -> StatefulSinkPartition[Any, Any]:  # noqa: ARG002
+    def open(self, resume: Any) -> StatefulSinkPartition[Any, Any]:
         options: dict[str, Any] = {}
         if self.runbook_base_url:
             options["runbook_base_url"] = self.runbook_base_url
         if self.fixpack_base_url:
             options["fixpack_base_url"] = self.fixpack_base_url
-        sender = AlertmanagerSender(
-            self.url,
-            resend_interval_s=self.resend_interval_s,
-            min_firing_s=self.min_firing_s,
-            on_delivered=self.on_delivered,
-            **options,
+        pages = _Pages(self.journal, self.on_delivered, self.close_timeout_s)
+        pages.start(
+            AlertmanagerSender(
+                self.url,
+                resend_interval_s=self.resend_interval_s,
+                min_firing_s=self.min_firing_s,
+                on_delivered=pages.delivered,
+                **options,
+            ),
+            resume or [],
         )
-        return _Pages(sender, self.close_timeout_s)
+        return pages
 
 
-class _Pages(StatefulSinkPartition[tuple[Page, ...], None]):
-    def __init__(self, sender: AlertmanagerSender, close_timeout_s: float) -> None:
-        self._sender = sender
+class _Pages(StatefulSinkPartition[tuple[Page, ...], list[Page]]):
+    def __init__(
+        self,
+        journal: Path | None,
+        on_delivered: Callable[[Sequence[Page], float], None] | None,
+        close_timeout_s: float,
+    ) -> None:
+        self._journal = journal
+        self._on_delivered = on_delivered
         self._close_timeout_s = close_timeout_s
+        self._lock = threading.Lock()
+        self._accepted: dict[Fingerprint, int] = _read_journal(journal)
+        self._submitted: dict[Fingerprint, Page] = {}
+        self._undelivered: dict[tuple[Fingerprint, int], Page] = {}
+        self._sender: AlertmanagerSender | None = None
+
+    def start(self, sender: AlertmanagerSender, resumed: list[Page]) -> None:
+        self._sender = sender
+        self._submit(sorted(resumed, key=_seq_of))
 
     def write_batch(self, values: list[tuple[Page, ...]]) -> None:
-        self._sender.submit([page for pages in values for page in pages])
+        self._submit([page for pages in values for page in pages])
 
-    def snapshot(self) -> None:
-        return None
+    def _submit(self, pages: list[Page]) -> None:
+        assert self._sender is not None
+        fresh: list[Page] = []
+        with self._lock:
+            for page in pages:
+                key = fingerprint(page)
+                newest = max(
+                    self._accepted.get(key, 0),
+                    self._submitted[key].seq if key in self._submitted else 0,
+                )
+                # The same firing state again is a re-send (harmless, and needed after a
+                # restart); anything else Alertmanager has already moved past.
+                if page.seq < newest or (page.seq == newest and not page.firing):
+                    continue
+                self._submitted[key] = page
+                self._undelivered[(key, page.seq)] = page
+                fresh.append(page)
+        if fresh:
+            self._sender.submit(fresh)
+
+    def delivered(self, pages: Sequence[Page], wall_time_s: float) -> None:
+        """Called on the sender's thread after Alertmanager accepted ``pages``."""
+        with self._lock:
+            for page in pages:
+                key = fingerprint(page)
+                if page.seq > self._accepted.get(key, 0):
+                    self._accepted[key] = page.seq
+                for done in [k for k in self._undelivered if k[0] == key and k[1] <= page.seq]:
+                    del self._undelivered[done]
+            if self._journal is not None:
+                _write_journal(self._journal, self._accepted)
+        if self._on_delivered is not None:
+            self._on_delivered(pages, wall_time_s)
+
+    def snapshot(self) -> list[Page]:
+        with self._lock:
+            kept = {
+                (key, page.seq): page for key, page in self._submitted.items() if page.firing
+            }
+            kept.update(self._undelivered)
+        return sorted(kept.values(), key=_seq_of)
 
     def close(self) -> None:
-        self._sender.close(self._close_timeout_s)
+        if self._sender is not None:
+            self._sender.close(self._close_timeout_s)
+
+
+def _seq_of(page: Page) -> int:
+    return page.seq
+
+
+def _read_journal(journal: Path | None) -> dict[Fingerprint, int]:
+    if journal is None or not journal.exists():
+        return {}
+    entries = orjson.loads(journal.read_bytes())
+    return {
+        tuple((name, value) for name, value in entry["labels"]): int(entry["seq"])
+        for entry in entries
+    }
+
+
+def _write_journal(journal: Path, accepted: dict[Fingerprint, int]) -> None:
+    # Written whole and renamed into place: a crash leaves the old journal or the new.
+    entries = [{"labels": list(key), "seq": seq} for key, seq in sorted(accepted.items())]
+    partial = journal.with_suffix(".partial")
+    partial.write_bytes(orjson.dumps(entries))
+    os.replace(partial, journal)
 
 
 @dataclass(frozen=True, slots=True)

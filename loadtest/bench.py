@@ -11,7 +11,9 @@ b) the same file with 2 workers: events/s in total and per worker, and whether t
    log is byte-identical to the 1-worker one;
 c) state per open record: one :class:`~revleak.crm.records.RecordShard` fed N creates and a
    touch each (then the same again with a :class:`~revleak.crm.domains.DomainIndex` fed
-   the shard's quality checks); (RSS after − RSS before) ÷ N.
+   the shard's quality checks); (RSS after − RSS before) ÷ N;
+d) Kafka → flow → Alertmanager (:mod:`revleak.loadtest.kafka_bench`): the same stream
+   replayed from a Kafka topic, and event → page latency of the live flow at steady rates.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 
 from revleak.crm import domains, records
 from revleak.crm.events import ChangeEvent, CrmObject, Op
-from revleak.loadtest import crm_stream
+from revleak.loadtest import crm_stream, kafka_bench
 from revleak.slo.loader import load_catalog
 
 SHARDS = 8
@@ -275,7 +277,9 @@ def machine() -> dict[str, str]:
     }
 
 
-def run(sizes: Sizes, *, catalog: str, scratch: Path) -> dict[str, Any]:
+def run(
+    sizes: Sizes, *, catalog: str, scratch: Path, kafka: kafka_bench.Plan | None = None
+) -> dict[str, Any]:
     events_file = scratch / "events.jsonl"
     _say(f"generating {sizes.events:,} events about {sizes.records:,} records")
     started = time.perf_counter()
@@ -312,7 +316,18 @@ def run(sizes: Sizes, *, catalog: str, scratch: Path) -> dict[str, Any]:
             scratch,
             f"state-{'domains' if with_domains else 'records'}",
         )  # fmt: skip
+    kafka_results: dict[str, Any] = {}
+    if kafka is not None:
+        kafka_results["kafka"] = kafka_bench.run(
+            scratch / "kafka",
+            plan=kafka,
+            catalog=catalog,
+            events_file=events_file,
+            file_replay=replays[1],
+            file_alerts=alerts[1],
+        )
     return {
+        **kafka_results,
         "lines": lines,
         "file_bytes": events_file.stat().st_size,
         "generation_seconds": generation,
@@ -503,6 +518,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             "State: (RSS after − RSS before) ÷ records, after `gc.collect()`, with the inputs "
             "already freed; the domain-index figure is the difference between the two runs.",
             "",
+            *(kafka_bench.render_section(results["kafka"]) if "kafka" in results else []),
             "## What bounds it",
             "",
             "Where the time and the memory go on this workload, measured with py-spy, and "
@@ -526,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("docs/BENCHMARKS.md"))
     parser.add_argument("--catalog", help="SLO file (default: the bundled slos/crm.yaml)")
     parser.add_argument("--workdir", type=Path, help="keep the stream and alert logs here")
+    parser.add_argument(
+        "--no-kafka", action="store_true", help="skip Kafka → flow → Alertmanager (d)"
+    )
     # Internal: one measurement in this (fresh) process.
     parser.add_argument("--child", choices=["replay", "state"], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -560,12 +579,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {arg}" for arg in (argv if argv is not None else sys.argv[1:])
     )
     started = time.perf_counter()
+    kafka = None if args.no_kafka else kafka_bench.QUICK if args.quick else kafka_bench.FULL
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        results = run(sizes, catalog=catalog, scratch=args.workdir)
+        results = run(sizes, catalog=catalog, scratch=args.workdir, kafka=kafka)
     else:
         with tempfile.TemporaryDirectory(prefix="revleak-bench-") as scratch:
-            results = run(sizes, catalog=catalog, scratch=Path(scratch))
+            results = run(sizes, catalog=catalog, scratch=Path(scratch), kafka=kafka)
     text = render(results, sizes, command=command)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

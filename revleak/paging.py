@@ -50,6 +50,9 @@ class Page:
     at_risk_usd: float
     blast_radius: int
     description: str
+    # Numbers every state the book decides, in order: a sink that restarts skips the
+    # states Alertmanager already has a later one of.
+    seq: int = 0
 
     @property
     def firing(self) -> bool:
@@ -104,6 +107,7 @@ class AlertBook:
         self._rules: dict[RuleKey, _Rule] = {}
         self._final_watermark = -(1 << 62)
         self._early_watermark = -(1 << 62)
+        self._next_seq = 1
         self.corrections = 0
 
     def receive(self, feed: PagerFeed) -> list[Page]:
@@ -128,10 +132,6 @@ class AlertBook:
             for key, rule in sorted(self._rules.items()):
                 self._settle(key, rule, feed.watermark, changed)
         return changed
-
-    def pages(self) -> list[Page]:
-        """Every page Alertmanager has been told about, firing or resolved."""
-        return [rule.shown for _, rule in sorted(self._rules.items()) if rule.shown is not None]
 
     def _rule(self, key: RuleKey) -> _Rule:
         rule = self._rules.get(key)
@@ -171,6 +171,7 @@ class AlertBook:
                 at_risk_usd=wanted.at_risk_picos / PICOS_PER_USD,
                 blast_radius=wanted.blast_radius,
                 description=self._descriptions.get(key.slo, ""),
+                seq=self._next_seq,
             )
         else:
             assert shown is not None
@@ -180,9 +181,10 @@ class AlertBook:
             if wanted is None:
                 wanted = rule.final_state
             ended = wanted.at if wanted is not None else known_until
-            page = replace(shown, ends_at=max(ended, shown.starts_at))
+            page = replace(shown, ends_at=max(ended, shown.starts_at), seq=self._next_seq)
         if not agree:
             self.corrections += 1  # the early evaluation had said otherwise
+        self._next_seq += 1
         rule.shown = page
         changed.append(page)
 

@@ -430,23 +430,14 @@ class IncidentStage(_MergingStage[IncidentItem]):
 
 
 class PagerStage(Stage):
-    """Both lanes' alert transitions in, the pages Alertmanager must hold out.
-
-    After a restore it first re-sends every page it knows: Alertmanager keys them
-    by their labels, so a page is never doubled, and one whose delivery the crash
-    interrupted is delivered now.
-    """
+    """Both lanes' alert transitions in, the pages Alertmanager must hold out (each
+    state numbered, so the sink can deliver them exactly once across restarts)."""
 
     def __init__(self, config: FlowConfig, observer: Observer) -> None:
         self._book = AlertBook(config.catalog, early_lane=config.early_pages)
         self._observer = observer
-        self._resend_all = False
         self._next: dict[str, int] = {EARLY: 0, FINAL: 0}
         self._waiting: dict[tuple[str, int], PagerFeed] = {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._resend_all = True
 
     def receive(self, feed: PagerFeed) -> list[Sent]:
         self._waiting[(feed.lane, feed.seq)] = feed
@@ -459,9 +450,6 @@ class PagerStage(Stage):
             ready = self._waiting.pop((ready.lane, ready.seq + 1), None)
         if self._book.corrections > corrections:
             self._observer.alert_corrections(self._book.corrections - corrections)
-        if self._resend_all:
-            self._resend_all = False
-            changed = self._book.pages()
         return [(PAGES, tuple(changed))] if changed else []
 
 
