@@ -204,23 +204,14 @@ class Sequencer(Stage):
                 continue
             event, raw = item
             if event.ts < self._watermark:
-                if speculative:
-                    continue  # the final lane dead-letters it
-                late = DeadLetter.of(
-                    source=source,
-                    reason=deadletter.LATE,
-                    detail=f"event time {format_timestamp(event.ts)} is behind the watermark "
-                    f"{format_timestamp(self._watermark)}",
-                    partition=event.partition,
-                    raw=raw,
-                    event_time=format_timestamp(event.ts),
-                    line=event.offset if batch.line_numbered else None,
-                    offset=None if batch.line_numbered else event.offset,
-                )
-                sent.append((DEAD_LETTERS, late))
-                self._observer.dead_letter(source, deadletter.LATE)
-                self._observer.events(source, conventions.LATE, 1)
-                continue
+                if not speculative:
+                    sent.append((DEAD_LETTERS, self._late(event, raw, batch)))
+                    continue
+                if event.ts < self._watermark - 1:
+                    continue  # out of order: the final lane sees it in its place
+                # Arrived after its millisecond was evaluated (the input had caught up):
+                # the early lane counts it at the next millisecond rather than lose it.
+                event = event._replace(ts=self._watermark)
             accepted += 1
             by_shard[config.record_key(event)].append(event)
             if event.ts > self._max_time:
@@ -238,6 +229,22 @@ class Sequencer(Stage):
             self._observer.watermark_lag(source, self._partition, self._max_time - self._watermark)
         watermark = END_OF_TIME_MS if batch.end else self._watermark
         return sent + self._writer.write(watermark, by_shard, idle=batch.idle)
+
+    def _late(self, event: ChangeEvent, raw: bytes, batch: DecodedBatch) -> DeadLetter:
+        source = self._config.source
+        self._observer.dead_letter(source, deadletter.LATE)
+        self._observer.events(source, conventions.LATE, 1)
+        return DeadLetter.of(
+            source=source,
+            reason=deadletter.LATE,
+            detail=f"event time {format_timestamp(event.ts)} is behind the watermark "
+            f"{format_timestamp(self._watermark)}",
+            partition=event.partition,
+            raw=raw,
+            event_time=format_timestamp(event.ts),
+            line=event.offset if batch.line_numbered else None,
+            offset=None if batch.line_numbered else event.offset,
+        )
 
 
 class _MergingStage(Stage, Generic[T]):

@@ -260,3 +260,22 @@ def test_a_caught_up_partition_lets_the_early_lane_page_on_its_newest_event() ->
     caught_up = run_pipeline(config, [[batch, DecodedBatch(0, (), caught_up=True)]])
     assert {page.key.slo for page in caught_up.pages if page.firing} == {"data_quality"}
     assert caught_up.alerts == []  # the log still waits for the allowed lateness
+
+
+def test_a_change_arriving_after_its_millisecond_was_evaluated_still_counts_early() -> None:
+    ts = "2026-03-02T10:00:00Z"
+    create = (
+        f'{{"event_id":"a","ts":"{ts}","object":"lead","op":"create","record_id":"L1",'
+        f'"fields":{{"owner":"ana","region":"NA","created_at":"{ts}"}}}}'
+    ).encode()
+    ownerless = (
+        f'{{"event_id":"b","ts":"{ts}","object":"lead","op":"create","record_id":"L2",'
+        f'"fields":{{"region":"NA","created_at":"{ts}"}}}}'
+    ).encode()
+    [first, _] = decode_batches([create])
+    [second, _] = decode_batches([create, ownerless])
+    straggler = DecodedBatch(0, second.items[1:])
+    caught_up = DecodedBatch(0, (), caught_up=True)
+    feed = [first, caught_up, straggler, caught_up]
+    outputs = run_pipeline(paged_config(early_pages=True), [feed])
+    assert {page.key.slo for page in outputs.pages if page.firing} == {"data_quality"}
