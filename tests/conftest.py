@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-import services
 from hypothesis import HealthCheck, settings
+
+from revleak.loadtest import services
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import services
 
 from revleak.connectors.alertmanager import (
     AlertmanagerSender,
@@ -28,6 +27,7 @@ from revleak.connectors.alertmanager import (
     fingerprint,
     problem_with,
 )
+from revleak.loadtest import services
 from revleak.paging import Page, RuleKey
 from revleak.timefmt import HOUR_MS, MINUTE_MS, format_timestamp, parse_timestamp
 

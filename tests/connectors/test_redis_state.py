@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 import redis
-import services
 
 from revleak.connectors.redis_state import BlastEntry, LiveKeys, RedisLiveState
+from revleak.loadtest import services
 from revleak.sli import LeakChange
 from revleak.slo.alerts import AlertTransition, BudgetUpdate
 from revleak.slo.catalog import PICOS_PER_USD, BurnKind, Rule

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import services
 from confluent_kafka import Producer
 from examples import read_json_lines
 from harness import DEFAULT_SLOS, ROOT, generic_line
@@ -27,6 +26,7 @@ from revleak.connectors.formats import Format, decoder_for
 from revleak.connectors.messages import Position
 from revleak.dataflows.live_sinks import AlertmanagerPages
 from revleak.dataflows.replay import KafkaInput, replay
+from revleak.loadtest import services
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import parse_timestamp
 

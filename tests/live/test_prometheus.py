@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 import pytest
-import services
 import yaml
 from harness import DEFAULT_SLOS, ROOT
 from oracle.reference import replay as oracle_replay
 from prometheus_client.parser import text_string_to_metric_families
 
 from revleak.connectors import kafka
+from revleak.loadtest import services
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.loader import load_catalog
 from revleak.timefmt import (

@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import services
 
-from revleak.loadtest import soak
+from revleak.loadtest import services, soak
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -9,11 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import services
 from bytewax.recovery import init_db_dir
 
 from revleak.connectors import kafka
-from revleak.loadtest import soak
+from revleak.loadtest import services, soak
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

