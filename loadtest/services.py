@@ -89,9 +89,12 @@ def _launch(name: str, args: list[str], folder: Path, port: int) -> Service:
     return Service(name, process, log, port)
 
 
-def _port_open(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
+def _port_open(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    return ready
 
 
 def _http_ready(url: str) -> Callable[[], bool]:
@@ -99,85 +102,50 @@ def _http_ready(url: str) -> Callable[[], bool]:
 
 
 @contextlib.contextmanager
+def _running(
+    name: str, args: list[str], folder: Path, port: int, ready: Callable[[], bool]
+) -> Iterator[None]:
+    service = _launch(name, args, folder, port)
+    try:
+        wait_until(ready, service)
+        yield
+    finally:
+        service.stop()
+
+
+@contextlib.contextmanager
 def tansu(folder: Path) -> Iterator[str]:
     """A Kafka-protocol broker with in-memory storage; yields ``host:port``."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    service = _launch(
-        "tansu",
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        folder,
-        port,
-    )
-    try:
-        wait_until(lambda: _port_open(port), service)
+    args = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]  # fmt: skip
+    with _running("tansu", args, folder, port, _port_open(port)):
         yield f"127.0.0.1:{port}"
-    finally:
-        service.stop()
 
 
 @contextlib.contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
     """A Redis that keeps nothing on disk; yields its URL."""
     port = free_port()
-    service = _launch(
-        "redis",
-        [
-            require("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        folder,
-        port,
-    )
-    try:
-        wait_until(lambda: _port_open(port), service)
+    args = [require("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+    with _running("redis", args, folder, port, _port_open(port)):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        service.stop()
 
 
 @contextlib.contextmanager
 def alertmanager(folder: Path, config: str) -> Iterator[str]:
     """An Alertmanager (clustering off) with the given configuration; yields its URL."""
     port = free_port()
-    (folder / "alertmanager.yml").parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "alertmanager.yml").write_text(config)
-    service = _launch(
-        "alertmanager",
-        [
-            require("prometheus-alertmanager"),
-            f"--config.file={folder / 'alertmanager.yml'}",
-            f"--storage.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        folder,
-        port,
-    )
+    args = [require("prometheus-alertmanager"), f"--config.file={folder / 'alertmanager.yml'}",
+            f"--storage.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address="]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(_http_ready(f"{url}/-/ready"), service)
+    with _running("alertmanager", args, folder, port, _http_ready(f"{url}/-/ready")):
         yield url
-    finally:
-        service.stop()
 
 
 @contextlib.contextmanager
@@ -186,20 +154,9 @@ def prometheus(folder: Path, config: str) -> Iterator[str]:
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "prometheus.yml").write_text(config)
-    service = _launch(
-        "prometheus",
-        [
-            require("prometheus"),
-            f"--config.file={folder / 'prometheus.yml'}",
+    args = [require("prometheus"), f"--config.file={folder / 'prometheus.yml'}",
             f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        folder,
-        port,
-    )
+            f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(_http_ready(f"{url}/-/ready"), service)
+    with _running("prometheus", args, folder, port, _http_ready(f"{url}/-/ready")):
         yield url
-    finally:
-        service.stop()
