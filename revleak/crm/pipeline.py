@@ -223,7 +223,7 @@ class Sequencer(Stage):
             self._observer.events(source, conventions.ACCEPTED, accepted)
         if batch.caught_up and speculative and self._max_time != NEVER:
             # Nothing more has arrived: the early lane evaluates its newest millisecond
-            # too, and anything later at that time is left to the final lane.
+            # too (a change at that time arriving later counts at the next one).
             self._watermark = max(self._watermark, self._max_time + 1)
         if self._max_time != NEVER:
             self._observer.watermark_lag(source, self._partition, self._max_time - self._watermark)
