@@ -38,12 +38,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revleak.crm import domains, records
 from revleak.crm.events import ChangeEvent, CrmObject, Op
 from revleak.loadtest import crm_stream, kafka_bench
 from revleak.slo.loader import load_catalog
+
+if TYPE_CHECKING:
+    from revleak.dataflows.replay import KafkaInput
 
 SHARDS = 8
 
@@ -80,16 +83,18 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
-def _child_replay(
-    events_file: Path, alerts_out: Path, workers: int, catalog_path: str
+def child_replay(
+    source: Path | KafkaInput, alerts_out: Path, workers: int, catalog_path: str
 ) -> dict[str, Any]:
+    """One replay of an events file, or of a Kafka topic (a ``KafkaInput``), summarised."""
     # Imported here, where it is needed: only a replay process loads Bytewax.
     from revleak.dataflows.replay import replay  # noqa: PLC0415
 
     catalog = load_catalog(catalog_path)
     report = replay(
         catalog=catalog,
-        events=[events_file],
+        events=[source] if isinstance(source, Path) else [],
+        kafka=None if isinstance(source, Path) else source,
         alerts_out=alerts_out,
         workers=workers,
         shards=SHARDS,
@@ -569,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.child == "replay":
             if args.events_file is None or args.alerts_out is None:
                 parser.error("--child replay needs --events-file and --alerts-out")
-            data = _child_replay(args.events_file, args.alerts_out, args.workers, catalog)
+            data = child_replay(args.events_file, args.alerts_out, args.workers, catalog)
         else:
             data = _child_state(sizes.state_records, sizes.seed, args.domains, catalog)
         args.result.write_text(json.dumps(data), encoding="utf-8")

@@ -37,7 +37,6 @@ import importlib.resources
 import json
 import math
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -195,26 +194,11 @@ def produce_file(brokers: str, topic: str, path: Path) -> tuple[int, float]:
 def _child_kafka_replay(
     brokers: str, topic: str, alerts_out: Path, workers: int, catalog_path: str
 ) -> dict[str, Any]:
-    # Imported here, where it is needed: only a replay process loads Bytewax.
-    from revleak.dataflows.replay import KafkaInput, replay  # noqa: PLC0415
-    from revleak.slo.loader import load_catalog  # noqa: PLC0415
+    # Imported here: the benchmark driver imports this module.
+    from revleak.dataflows.replay import KafkaInput  # noqa: PLC0415
+    from revleak.loadtest.bench import child_replay  # noqa: PLC0415
 
-    report = replay(
-        catalog=load_catalog(catalog_path),
-        kafka=KafkaInput(brokers, topic),
-        alerts_out=alerts_out,
-        workers=workers,
-        shards=SHARDS,
-    )
-    return {
-        "workers": workers,
-        "events": report.events,
-        "accepted": report.accepted,
-        "late": report.late,
-        "dead_letters": report.dead_letters,
-        "seconds": report.seconds,
-        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }
+    return child_replay(KafkaInput(brokers, topic), alerts_out, workers, catalog_path)
 
 
 def _run_child(arguments: Sequence[str], result: Path, module: str = MODULE) -> dict[str, Any]:
