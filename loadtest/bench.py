@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from revleak.crm import domains, records
 from revleak.crm.events import ChangeEvent, CrmObject, Op
 from revleak.loadtest import crm_stream, kafka_bench
+from revleak.loadtest.figures import met, whole
 from revleak.slo.loader import load_catalog
 
 if TYPE_CHECKING:
@@ -344,10 +345,6 @@ def run(
     }
 
 
-def _floor(value: float) -> str:
-    return f"{math.floor(value):,}"
-
-
 def _ceil1(value: float) -> str:
     """One decimal, rounded up (memory is never reported smaller than measured)."""
     return f"{math.ceil(value * 10) / 10:,.1f}"
@@ -355,10 +352,6 @@ def _ceil1(value: float) -> str:
 
 def _mib(byte_count: float) -> str:
     return _ceil1(byte_count / (1 << 20))
-
-
-def _met(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
@@ -381,31 +374,31 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
     rows = [
         (
             "a) end to end, 1 worker: events/s",
-            _floor(rate1),
+            whole(rate1),
             f"≥ {TARGET_EVENTS_PER_SECOND:,} per worker",
-            _met(rate1 >= TARGET_EVENTS_PER_SECOND),
+            met(rate1 >= TARGET_EVENTS_PER_SECOND),
         ),
         ("a) replay time (s)", f"{one['seconds']:.2f}", "", ""),
         ("a) peak RSS (MiB)", _mib(one["peak_rss_kib"] * 1024), "", ""),
         ("a) open records at the end", f"{one['open_records']:,}", "", ""),
         (
             "b) 2 workers: events/s in total",
-            _floor(rate2),
+            whole(rate2),
             "",
             "",
         ),
         (
             "b) 2 workers: events/s per worker",
-            _floor(rate2 / 2),
+            whole(rate2 / 2),
             f"≥ {TARGET_EVENTS_PER_SECOND:,} per worker",
-            _met(rate2 / 2 >= TARGET_EVENTS_PER_SECOND),
+            met(rate2 / 2 >= TARGET_EVENTS_PER_SECOND),
         ),
         ("b) peak RSS (MiB)", _mib(two["peak_rss_kib"] * 1024), "", ""),
         (
             "b) alert log byte-identical to 1 worker",
             "yes" if results["alerts_identical"] else "**no**",
             "yes",
-            _met(results["alerts_identical"]),
+            met(results["alerts_identical"]),
         ),
         ("c) record state (RecordShard), B/open record", _ceil1(r_state), "", ""),
         ("c) domain index (DomainIndex), B/open record", _ceil1(domain_state), "", ""),
@@ -413,7 +406,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             "c) total state, B/open record",
             _ceil1(total),
             f"≤ {TARGET_BYTES_PER_RECORD}",
-            _met(total <= TARGET_BYTES_PER_RECORD),
+            met(total <= TARGET_BYTES_PER_RECORD),
         ),
         (
             f"c) {million_label} open records, RSS of the process (MiB)",
@@ -432,7 +425,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             + (" — extrapolated, see note" if scaled else ""),
             f"{_ceil1(million_estimate / 1e6)} ({_mib(million_estimate)} MiB)",
             f"< {TARGET_MILLION_RSS_MB} MB",
-            _met(million_estimate < TARGET_MILLION_RSS_MB * 1_000_000)
+            met(million_estimate < TARGET_MILLION_RSS_MB * 1_000_000)
             + (
                 f" (met if the target meant {TARGET_MILLION_RSS_MB} MiB)"
                 if TARGET_MILLION_RSS_MB * 1_000_000

@@ -54,6 +54,7 @@ from confluent_kafka import Producer
 from revleak.connectors import kafka
 from revleak.connectors.messages import Decoded, Decoder, Position
 from revleak.loadtest import crm_stream, services
+from revleak.loadtest.figures import met, whole
 from revleak.paging import Page
 from revleak.timefmt import format_timestamp
 
@@ -711,20 +712,12 @@ def run(
 # -- the report -------------------------------------------------------------------------------
 
 
-def _floor(value: float) -> str:
-    return f"{math.floor(value):,}"
-
-
 def _seconds(value: float | None) -> str:
     if value is None:
         return "–"
     if value == math.inf:
         return "not paged"
     return f"{math.ceil(value * 1000) / 1000:.3f}"
-
-
-def _met(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def _latency(run: dict[str, Any], key: str) -> str:
@@ -751,15 +744,15 @@ def render_section(results: dict[str, Any]) -> list[str]:
         rows.append(
             (
                 f"{label}: events/s per worker",
-                _floor(per_worker),
+                whole(per_worker),
                 f"≥ {TARGET_EVENTS_PER_SECOND:,}",
-                _met(per_worker >= TARGET_EVENTS_PER_SECOND),
+                met(per_worker >= TARGET_EVENTS_PER_SECOND),
             )
         )
         if workers == 1:
             rows.append(
                 (
-                    f"{label}: ÷ file replay of the same events (1 worker, {_floor(file_rate)}/s)",
+                    f"{label}: ÷ file replay of the same events (1 worker, {whole(file_rate)}/s)",
                     f"{rate / file_rate:.2f}",
                     "",
                     "",
@@ -768,14 +761,14 @@ def render_section(results: dict[str, Any]) -> list[str]:
         same = identical.get(workers)
         if same is not None:
             rows.append(
-                (f"{label}: alert log byte-identical to the file replay's", _met(same), "yes", "")
+                (f"{label}: alert log byte-identical to the file replay's", met(same), "yes", "")
             )
     for live in results["live"]:
         at = f"live at {live['rate']:,}/s"
         target = live["rate"] >= STEADY_RATE
         rows += [
-            (f"{at}: input produced, events/s", _floor(live["input_rate"]), "", ""),
-            (f"{at}: read by the flow, events/s", _floor(live["consumed_rate"]), "", ""),
+            (f"{at}: input produced, events/s", whole(live["input_rate"]), "", ""),
+            (f"{at}: read by the flow, events/s", whole(live["consumed_rate"]), "", ""),
             (
                 f"{at}: consumer lag when the input stopped (events / s behind)",
                 "–"
@@ -794,7 +787,7 @@ def render_section(results: dict[str, Any]) -> list[str]:
                 f"{at}: event → page p99 (s)",
                 _latency(live, "p99"),
                 f"< {TARGET_P99_S:g} at {STEADY_RATE:,}/s" if target else "",
-                _met(live["p99"] < TARGET_P99_S) if target else "",
+                met(live["p99"] < TARGET_P99_S) if target else "",
             ),
         ]
     table = ["| measurement | result | target | met |", "|---|---:|---|---|"]
@@ -865,7 +858,7 @@ def _explanation(results: dict[str, Any]) -> list[str]:
     if one is not None:
         rate = one["events"] / one["seconds"]
         text = (
-            f"From Kafka, one worker replays {_floor(rate)} events/s, {rate / file_rate:.2f}× "
+            f"From Kafka, one worker replays {whole(rate)} events/s, {rate / file_rate:.2f}× "
             f"the file replay of the same events and {TARGET_EVENTS_PER_SECOND / rate:.0f}× "
             "short of the target: the ceiling is the flow's Python stages, as in the file "
             "replay ([performance.md](performance.md)); the Kafka source and client add "
@@ -873,7 +866,7 @@ def _explanation(results: dict[str, Any]) -> list[str]:
         )
         if two is not None:
             text += (
-                f" Two workers do {_floor(two['events'] / two['seconds'])} events/s in total "
+                f" Two workers do {whole(two['events'] / two['seconds'])} events/s in total "
                 "(one of them reads the partition): they are threads of one process, sharing "
                 "the interpreter lock."
             )
@@ -883,7 +876,7 @@ def _explanation(results: dict[str, Any]) -> list[str]:
     for live in saturated:
         paragraphs.append(
             f"At {live['rate']:,} events/s the input outruns the flow, which reads "
-            f"{_floor(live['consumed_rate'])} events/s of these changes (touches and creates "
+            f"{whole(live['consumed_rate'])} events/s of these changes (touches and creates "
             "of clean records, cheaper than the benchmark stream's mix) while running every "
             "stage twice — the early lane that pages on arrival and the final lane that writes "
             "the log — with the producer and the broker on the same two cores. The backlog "
