@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Never let the repository root shadow the installed package layout (see pyproject.toml).
 export PYTHONSAFEPATH := 1
 
-SOURCES := pyproject.toml $(shell find revleak connectors dataflows loadtest slos data -type f -not -path '*/__pycache__/*' 2>/dev/null)
+SOURCES := pyproject.toml $(shell find revleak connectors dataflows loadtest remediation api slos data -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
 .PHONY: demo test check lint typecheck unit bench data clean services soak
 
@@ -23,9 +23,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-# Integration tests start these Debian packages' servers on free loopback ports.
+# Integration tests start these Debian packages' servers on free loopback ports, and drive
+# the war room in Chromium.
 DEBIAN_SERVICES := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
-	redis-server:redis-server
+	redis-server:redis-server chromium:chromium chromedriver:chromium-driver git:git
 services:
 	@missing=$$(for pair in $(DEBIAN_SERVICES); do command -v $${pair%%:*} >/dev/null || \
 		echo $${pair#*:}; done); \

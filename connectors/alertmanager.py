@@ -27,7 +27,8 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from revleak.paging import Page
+from revleak.paging import Page, RuleKey
+from revleak.slo.catalog import SloCatalog
 from revleak.timefmt import format_timestamp
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,18 @@ def fixpack_url(base: str, slo: str) -> str:
     return base + ("&" if "?" in base else "?") + urlencode({"slo": slo})
 
 
+def burn_factor(catalog: SloCatalog, key: RuleKey) -> float | None:
+    """The factor the rule's burn rates had to exceed, or None if the catalog lacks the rule."""
+    wanted = (key.severity, key.long_ms, key.short_ms)
+    for slo in catalog.slos:
+        if slo.name != key.slo:
+            continue
+        for rule in slo.alert_rules:
+            if (rule.severity, rule.long_ms, rule.short_ms) == wanted:
+                return float(rule.factor)
+    return None
+
+
 def alert_payload(
     page: Page,
     now_ms: int,
@@ -70,11 +83,13 @@ def alert_payload(
     firing_margin_ms: int,
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
     fixpack_base_url: str = DEFAULT_FIXPACK_BASE_URL,
+    catalog: SloCatalog | None = None,
 ) -> dict[str, Any]:
     """One element of the JSON list posted to ``/api/v2/alerts`` at wall time ``now_ms``.
 
     ``startsAt``/``endsAt`` follow docs/paging.md: Alertmanager rejects ``endsAt`` before
     ``startsAt`` and treats an alert as firing until ``endsAt`` passes on its own clock.
+    The ``burn_factor`` annotation comes from ``catalog``; without one it is left out.
     """
     if page.ends_at is None:
         starts_at = page.starts_at
@@ -88,16 +103,23 @@ def alert_payload(
         starts_at = min(page.starts_at, ends_at)
     slo = page.key.slo
     summary = page.summary()
+    annotations = {
+        "summary": summary,
+        "description": page.description or summary,
+        "runbook_url": runbook_url(runbook_base_url, slo),
+        "fixpack_url": fixpack_url(fixpack_base_url, slo),
+        "at_risk_usd": f"{page.at_risk_usd:.2f}",
+        "blast_radius": str(page.blast_radius),
+        # Full precision (Python's shortest round-trip form): a receiver compares them.
+        "burn_long": repr(float(page.burn_long)),
+        "burn_short": repr(float(page.burn_short)),
+    }
+    factor = burn_factor(catalog, page.key) if catalog is not None else None
+    if factor is not None:
+        annotations["burn_factor"] = repr(factor)
     return {
         "labels": page.labels(),
-        "annotations": {
-            "summary": summary,
-            "description": page.description or summary,
-            "runbook_url": runbook_url(runbook_base_url, slo),
-            "fixpack_url": fixpack_url(fixpack_base_url, slo),
-            "at_risk_usd": f"{page.at_risk_usd:.2f}",
-            "blast_radius": str(page.blast_radius),
-        },
+        "annotations": annotations,
         "startsAt": format_timestamp(starts_at),
         "endsAt": format_timestamp(ends_at),
     }
@@ -188,6 +210,8 @@ class AlertmanagerSender:
     resolved within seconds would otherwise never reach a receiver. Keep it above the
     routes' ``group_wait`` (5 s and 10 s in prometheus/alertmanager.yml).
 
+    With ``catalog``, each alert also says its rule's burn factor (``burn_factor``).
+
     ``close`` delivers what it can within its timeout and stops the thread.
     """
 
@@ -205,6 +229,7 @@ class AlertmanagerSender:
         min_firing_s: float = 15.0,
         max_queue: int = MAX_QUEUE,
         max_batch: int = MAX_BATCH,
+        catalog: SloCatalog | None = None,
     ) -> None:
         for name, value in (
             ("resend_interval_s", resend_interval_s),
@@ -228,6 +253,7 @@ class AlertmanagerSender:
         self._margin_ms = math.ceil(margin_s * 1000)
         self._runbook_base_url = runbook_base_url
         self._fixpack_base_url = fixpack_base_url
+        self._catalog = catalog
         self._on_delivered = on_delivered
         self._min_firing_s = min_firing_s
         self._max_queue = max_queue
@@ -520,6 +546,7 @@ class AlertmanagerSender:
                 firing_margin_ms=self._margin_ms,
                 runbook_base_url=self._runbook_base_url,
                 fixpack_base_url=self._fixpack_base_url,
+                catalog=self._catalog,
             )
             for entry in chunk
         ]

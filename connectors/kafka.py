@@ -27,6 +27,8 @@ from revleak.timefmt import format_timestamp
 # message stays readable at its source offset, and the DLQ stays under Kafka's
 # default message size.
 DLQ_ORIGINAL_BYTES = 256 * 1024
+# A broker appends what a dead writer's socket still held within milliseconds on a LAN.
+SETTLE_QUIET_S = 0.5
 READ_TIMEOUT_S = 30.0
 
 
@@ -73,6 +75,35 @@ class Message:
     key: bytes | None
     value: bytes
     timestamp_ms: int
+
+
+def settled_end(
+    brokers: str,
+    topic: str,
+    partition: int,
+    *,
+    quiet_s: float = SETTLE_QUIET_S,
+    timeout_s: float = READ_TIMEOUT_S,
+) -> int:
+    """The partition's end offset once it has stopped moving for ``quiet_s``.
+
+    A writer killed a moment ago may still have produce requests in its closed socket's
+    buffer, which the broker appends a few milliseconds later: whoever counts what that
+    writer left must wait for them, or it counts short.
+    """
+    consumer = Consumer({**client_config(brokers), "group.id": "revleak-reader"})
+    try:
+        deadline = time.monotonic() + timeout_s
+        _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            _, now = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
+            if now == end:
+                return int(end)
+            end = now
+        return int(end)
+    finally:
+        consumer.close()
 
 
 def read_partition(

@@ -3,8 +3,9 @@
 :class:`RedisLiveState` follows the :class:`~revleak.slo.incident.LiveUpdate` stream of the
 incident stage and keeps the keys of docs/live-state.md. Each update is one MULTI/EXEC
 transaction, so a reader never sees half of one. The stream is never interrupted by Redis:
-the store keeps an in-memory mirror of what Redis should hold, and after a failed write or a
-Redis that lost its data it rewrites everything from the mirror in one transaction.
+the store keeps an in-memory mirror (:class:`~revleak.connectors.live_memory.LiveMirror`) of
+what Redis should hold, and after a failed write or a Redis that lost its data it rewrites
+everything from the mirror in one transaction.
 """
 
 from __future__ import annotations
@@ -19,22 +20,21 @@ from typing import Any, Self, cast
 
 import orjson
 import redis
-from pydantic import BaseModel, ConfigDict
 from redis.backoff import ExponentialBackoff
 from redis.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
-from revleak.slo.alerts import AlertTransition
-from revleak.slo.catalog import PICOS_PER_USD
-from revleak.slo.incident import (
-    IncidentSnapshot,
-    Leak,
-    LiveUpdate,
-    OwnerExposure,
-    severity_name,
+from revleak.connectors.live_memory import (
+    BlastEntry,
+    LiveMirror,
+    alert_field,
+    before_any_event,
+    leak_field,
+    leak_record,
+    touched_slos,
 )
-from revleak.timefmt import format_duration, format_timestamp
+from revleak.slo.incident import IncidentSnapshot, Leak, LiveUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -80,47 +80,6 @@ class LiveKeys:
         return f"{self.prefix}:changes"
 
 
-class BlastEntry(BaseModel):
-    """One violating record of an SLO's blast radius, as a reader gets it."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    slo: str
-    record_id: str
-    rule: str
-    impact_usd: float
-    owner: str
-    since: str
-
-
-def leak_field(record_id: str, rule: str) -> str:
-    """The field of a leak in its SLO's hash and sorted set (rule values hold no ``|``)."""
-    return f"{record_id}|{rule}"
-
-
-def alert_field(alert: AlertTransition) -> str:
-    """One field per alert rule: the same rule resolving removes what its firing added."""
-    return (
-        f"{alert.slo}|{alert.severity}|{alert.kind.value}|"
-        f"{format_duration(alert.long_ms)}/{format_duration(alert.short_ms)}"
-    )
-
-
-def leak_record(leak: Leak) -> dict[str, Any]:
-    return {
-        "slo": leak.slo,
-        "record_id": leak.record_id,
-        "rule": leak.rule.value,
-        "impact_usd": leak.impact_usd,
-        "owner": leak.owner,
-        "since": format_timestamp(leak.since),
-    }
-
-
-def owner_record(owner: OwnerExposure) -> dict[str, Any]:
-    return {"owner": owner.owner, "leaks": owner.leaks, "impact_usd": owner.impact_usd}
-
-
 class RedisLiveState:
     """Writes the live incident state to Redis and reads it back for a war room or an API.
 
@@ -150,16 +109,13 @@ class RedisLiveState:
             socket_connect_timeout=timeout_s,
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
-        self._top = top
         self._clock = clock
         self._initial_backoff = retry_backoff_s
         self._max_backoff = max_backoff_s
         self._backoff = retry_backoff_s
         self._retry_at = float("-inf")
-        # The mirror: what Redis holds once the last write got through.
-        self._leaks: dict[str, dict[str, Leak]] = {}
-        self._alerts: dict[str, bytes] = {}  # alert field -> its alert-log record
-        self._summary: IncidentSnapshot | None = None
+        # What Redis holds once the last write got through.
+        self._mirror = LiveMirror(top)
         # Redis holds the mirror only while its epoch key has this value.
         self._epoch: str | None = None
         self._failing = False
@@ -169,12 +125,14 @@ class RedisLiveState:
     @property
     def stale(self) -> bool:
         """Whether Redis may lag behind the updates applied so far."""
-        return self._summary is not None and self._epoch is None
+        return self._mirror.summary is not None and self._epoch is None
 
     def apply(self, updates: Sequence[LiveUpdate]) -> None:
         """Write the updates in order, one transaction and one announcement each."""
         for update in updates:
-            self._absorb(update)
+            if before_any_event(update):
+                continue
+            self._mirror.absorb(update)
             if self._clock() < self._retry_at:
                 continue
             try:
@@ -193,7 +151,7 @@ class RedisLiveState:
         if not self.stale:
             return True
         try:
-            self._write_full(cast(IncidentSnapshot, self._summary).at, 0)
+            self._write_full(cast(IncidentSnapshot, self._mirror.summary).at, 0)
         except (RedisError, OSError) as error:
             self._failed(error)
             return False
@@ -213,26 +171,6 @@ class RedisLiveState:
         trace: TracebackType | None,
     ) -> None:
         self.close()
-
-    def _absorb(self, update: LiveUpdate) -> None:
-        if update.full:
-            self._leaks = {}
-            self._alerts = {}
-        for slo, record_id, rule in update.closed:
-            leaks = self._leaks.get(slo)
-            if leaks is not None:
-                leaks.pop(leak_field(record_id, rule.value), None)
-                if not leaks:
-                    del self._leaks[slo]
-        for leak in update.opened:
-            self._leaks.setdefault(leak.slo, {})[leak_field(leak.record_id, leak.rule.value)] = leak
-        for alert in update.alerts:
-            field = alert_field(alert)
-            if alert.firing:
-                self._alerts[field] = orjson.dumps(alert.record())
-            else:
-                self._alerts.pop(field, None)
-        self._summary = update.summary
 
     def _failed(self, error: Exception) -> None:
         self._epoch = None
@@ -257,14 +195,14 @@ class RedisLiveState:
 
     def _write_delta(self, update: LiveUpdate) -> bool:
         """One update as one transaction; False if Redis no longer holds the mirror."""
-        keys = self.keys
+        keys, mirror = self.keys, self._mirror
         opened: dict[str, list[Leak]] = {}
         for leak in update.opened:
             opened.setdefault(leak.slo, []).append(leak)
         closed: dict[str, list[str]] = {}
         for slo, record_id, rule in update.closed:
             closed.setdefault(slo, []).append(leak_field(record_id, rule.value))
-        touched = sorted(opened.keys() | closed.keys())
+        touched = touched_slos(update)
         with self._client.pipeline(transaction=True) as pipe:
             try:
                 # A flush or a Redis restart between this check and EXEC touches the epoch
@@ -274,7 +212,7 @@ class RedisLiveState:
                     return False
                 pipe.multi()
                 for slo in touched:
-                    if slo not in self._leaks:
+                    if slo not in mirror.leaks:
                         pipe.delete(keys.blast(slo), keys.by_impact(slo))
                         pipe.srem(keys.slos, slo)
                         continue
@@ -289,17 +227,17 @@ class RedisLiveState:
                         pipe.hset(keys.alerts, alert_field(alert), orjson.dumps(alert.record()))
                     else:
                         pipe.hdel(keys.alerts, alert_field(alert))
-                pipe.set(keys.incident, self._incident_json())
-                pipe.publish(
-                    keys.changes,
-                    self._announcement(
-                        update.at,
-                        len(update.opened),
-                        len(update.closed),
-                        len(update.alerts),
-                        touched,
-                    ),
+                pipe.set(keys.incident, orjson.dumps(mirror.incident()))
+                announcement = mirror.announcement(
+                    update.at,
+                    full=False,
+                    opened=len(update.opened),
+                    closed=len(update.closed),
+                    transitions=len(update.alerts),
+                    slos=touched,
+                    epoch=self._epoch,
                 )
+                pipe.publish(keys.changes, orjson.dumps(announcement))
                 pipe.execute()
             except WatchError:
                 return False
@@ -307,97 +245,47 @@ class RedisLiveState:
 
     def _write_full(self, at: int, transitions: int) -> None:
         """Replace everything under the prefix by the mirror, in one transaction."""
-        keys = self.keys
+        keys, mirror = self.keys, self._mirror
         for _ in range(WATCH_ATTEMPTS):
             with self._client.pipeline(transaction=True) as pipe:
                 try:
                     _watch(pipe, keys.slos)
                     before = {_text(slo) for slo in cast(set[bytes], pipe.smembers(keys.slos))}
-                    alerts = self._alerts
                     pipe.multi()
-                    doomed = before | self._leaks.keys()
+                    doomed = before | mirror.leaks.keys()
                     pipe.delete(
                         keys.slos,
                         keys.alerts,
                         *(keys.blast(slo) for slo in doomed),
                         *(keys.by_impact(slo) for slo in doomed),
                     )
-                    for slo, leaks in self._leaks.items():
+                    for slo, leaks in mirror.leaks.items():
                         _write_leaks(pipe, keys, slo, leaks.values())
-                    if self._leaks:
-                        pipe.sadd(keys.slos, *self._leaks)
-                    items = sorted(alerts.items())
+                    if mirror.leaks:
+                        pipe.sadd(keys.slos, *mirror.leaks)
+                    items = sorted(mirror.alerts.items())
                     for start in range(0, len(items), CHUNK):
                         chunk = items[start : start + CHUNK]
                         pipe.hset(keys.alerts, mapping=dict(chunk))
                     epoch = secrets.token_hex(8)
-                    pipe.set(keys.incident, self._incident_json(len(alerts)))
+                    pipe.set(keys.incident, orjson.dumps(mirror.incident()))
                     pipe.set(keys.epoch, epoch)
-                    open_leaks = sum(len(leaks) for leaks in self._leaks.values())
-                    pipe.publish(
-                        keys.changes,
-                        self._announcement(
-                            at, open_leaks, 0, transitions, sorted(doomed), epoch=epoch
-                        ),
+                    announcement = mirror.announcement(
+                        at,
+                        full=True,
+                        opened=mirror.open_leaks,
+                        closed=0,
+                        transitions=transitions,
+                        slos=sorted(doomed),
+                        epoch=epoch,
                     )
+                    pipe.publish(keys.changes, orjson.dumps(announcement))
                     pipe.execute()
                 except WatchError:
                     continue
             self._epoch = epoch
             return
         raise WatchError(f"{keys.prefix}: live state kept changing under a full rewrite")
-
-    def _incident_json(self, firing: int | None = None) -> bytes:
-        summary = cast(IncidentSnapshot, self._summary)
-        top_leaks = summary.top_leaks or _rank_leaks(self._leaks, self._top)
-        top_owners = summary.top_owners or _rank_owners(self._leaks, self._top)
-        slos = sorted(summary.at_risk_picos.keys() | self._leaks.keys())
-        return orjson.dumps(
-            {
-                "at": format_timestamp(summary.at),
-                "severity": severity_name(summary.severity),
-                "consumption": summary.consumption,
-                "paging_state": summary.paging_state.name,
-                "open_leaks": summary.open_leaks,
-                "big_leaks": summary.big_leaks,
-                "peak_severity": severity_name(summary.peak_severity),
-                "peak_paging_state": summary.peak_paging_state.name,
-                "pages": summary.pages,
-                "tickets": summary.tickets,
-                "firing_alerts": len(self._alerts) if firing is None else firing,
-                "at_risk_usd": {
-                    slo: summary.at_risk_picos.get(slo, 0) / PICOS_PER_USD for slo in slos
-                },
-                "blast_radius": {slo: len(self._leaks.get(slo, ())) for slo in slos},
-                "top_causes": [leak_record(leak) for leak in top_leaks[: self._top]],
-                "top_owners": [owner_record(owner) for owner in top_owners[: self._top]],
-            }
-        )
-
-    def _announcement(
-        self,
-        at: int,
-        opened: int,
-        closed: int,
-        transitions: int,
-        slos: Sequence[str],
-        *,
-        epoch: str | None = None,
-    ) -> bytes:
-        summary = cast(IncidentSnapshot, self._summary)
-        return orjson.dumps(
-            {
-                "at": format_timestamp(at),
-                "full": epoch is not None,
-                "opened": opened,
-                "closed": closed,
-                "alerts": transitions,
-                "slos": list(slos),
-                "severity": severity_name(summary.severity),
-                "paging_state": summary.paging_state.name,
-                "epoch": epoch if epoch is not None else self._epoch,
-            }
-        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -464,25 +352,6 @@ def _write_leaks(pipe: Pipeline, keys: LiveKeys, slo: str, leaks: Iterable[Leak]
             keys.by_impact(slo),
             {field: leak.impact_usd for field, leak in zip(fields, chunk, strict=True)},
         )
-
-
-def _rank_leaks(leaks: dict[str, dict[str, Leak]], count: int) -> tuple[Leak, ...]:
-    every = (leak for per_slo in leaks.values() for leak in per_slo.values())
-    ranked = sorted(
-        every, key=lambda leak: (-leak.impact_picos, leak.record_id, leak.slo, leak.rule.value)
-    )
-    return tuple(ranked[:count])
-
-
-def _rank_owners(leaks: dict[str, dict[str, Leak]], count: int) -> tuple[OwnerExposure, ...]:
-    totals: dict[str, list[int]] = {}
-    for per_slo in leaks.values():
-        for leak in per_slo.values():
-            entry = totals.setdefault(leak.owner, [0, 0])
-            entry[0] += 1
-            entry[1] += leak.impact_picos
-    ranked = sorted(totals.items(), key=lambda item: (-item[1][1], item[0]))
-    return tuple(OwnerExposure(owner, n, picos) for owner, (n, picos) in ranked[:count])
 
 
 def _watch(pipe: Pipeline, *keys: str) -> None:

@@ -98,6 +98,7 @@ def live_flow(
             runbook_base_url=settings.runbook_base_url,
             fixpack_base_url=settings.fixpack_base_url,
             close_timeout_s=STOP_TIMEOUT_S,
+            catalog=catalog,
             journal=(
                 settings.recovery_dir / "pages-accepted.json" if settings.recovery_dir else None
             ),

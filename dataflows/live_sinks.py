@@ -38,6 +38,7 @@ from revleak.connectors.redis_state import RedisLiveState
 from revleak.deadletter import DeadLetter
 from revleak.paging import Page
 from revleak.slo.alerts import AlertTransition
+from revleak.slo.catalog import SloCatalog
 from revleak.slo.incident import LiveUpdate
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ class _KafkaAlertLog(StatefulSinkPartition[AlertTransition, int]):
         self._written = written or 0
         self._skip = 0
         if written is not None:
+            # Records past the snapshot reached the topic before the crash (some of them
+            # maybe just after it): the flow writes them again, in the same order, and
+            # they are skipped.
+            kafka.settled_end(brokers, topic, ALERTS_PARTITION)
             held = sum(1 for _ in kafka.read_partition(brokers, topic, ALERTS_PARTITION))
-            # Records past the snapshot reached the topic before the crash: the flow
-            # writes them again, in the same order, and they are skipped.
             self._skip = max(0, held - written)
 
     def write_batch(self, values: list[AlertTransition]) -> None:
@@ -143,6 +146,7 @@ class AlertmanagerPages:
     min_firing_s: float = 15.0
     close_timeout_s: float = 30.0
     journal: Path | None = None  # where accepted states are recorded (with recovery)
+    catalog: SloCatalog | None = field(default=None, compare=False)  # for burn_factor
     on_delivered: Callable[[Sequence[Page], float], None] | None = field(
         default=None, compare=False
     )
@@ -160,6 +164,7 @@ class AlertmanagerPages:
                 resend_interval_s=self.resend_interval_s,
                 min_firing_s=self.min_firing_s,
                 on_delivered=pages.delivered,
+                catalog=self.catalog,
                 **options,
             ),
             resume or [],

@@ -13,7 +13,8 @@ c) state per open record: one :class:`~revleak.crm.records.RecordShard` fed N cr
    touch each (then the same again with a :class:`~revleak.crm.domains.DomainIndex` fed
    the shard's quality checks); (RSS after − RSS before) ÷ N;
 d) Kafka → flow → Alertmanager (:mod:`revleak.loadtest.kafka_bench`): the same stream
-   replayed from a Kafka topic, and event → page latency of the live flow at steady rates.
+   replayed from a Kafka topic, and event → page latency of the live flow at steady rates;
+e) the API (:mod:`revleak.loadtest.api_bench`): latency of fix-pack applies at a steady rate.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from revleak.crm import domains, records
 from revleak.crm.events import ChangeEvent, CrmObject, Op
-from revleak.loadtest import crm_stream, kafka_bench
+from revleak.loadtest import api_bench, crm_stream, kafka_bench
 from revleak.loadtest.figures import met, whole
 from revleak.slo.loader import load_catalog
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 SHARDS = 8
 
-# The targets of the issue.
+# The targets each measurement is reported against.
 TARGET_EVENTS_PER_SECOND = 100_000  # per worker, end to end
 TARGET_BYTES_PER_RECORD = 300  # state per open record
 TARGET_MILLION_RSS_MB = 500  # 1 M open records, one process
@@ -284,7 +285,12 @@ def machine() -> dict[str, str]:
 
 
 def run(
-    sizes: Sizes, *, catalog: str, scratch: Path, kafka: kafka_bench.Plan | None = None
+    sizes: Sizes,
+    *,
+    catalog: str,
+    scratch: Path,
+    kafka: kafka_bench.Plan | None = None,
+    api: api_bench.Plan | None = None,
 ) -> dict[str, Any]:
     events_file = scratch / "events.jsonl"
     _say(f"generating {sizes.events:,} events about {sizes.records:,} records")
@@ -322,9 +328,9 @@ def run(
             scratch,
             f"state-{'domains' if with_domains else 'records'}",
         )  # fmt: skip
-    kafka_results: dict[str, Any] = {}
+    optional: dict[str, Any] = {}
     if kafka is not None:
-        kafka_results["kafka"] = kafka_bench.run(
+        optional["kafka"] = kafka_bench.run(
             scratch / "kafka",
             plan=kafka,
             catalog=catalog,
@@ -332,8 +338,10 @@ def run(
             file_replay=replays[1],
             file_alerts=alerts[1],
         )
+    if api is not None:
+        optional["api"] = api_bench.run(scratch / "api", plan=api)
     return {
-        **kafka_results,
+        **optional,
         "lines": lines,
         "file_bytes": events_file.stat().st_size,
         "generation_seconds": generation,
@@ -494,7 +502,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             "",
             *table,
             note,
-            "Targets from the issue: ≥ 100,000 events/s per worker end to end; ≤ 300 B of state "
+            "Targets: ≥ 100,000 events/s per worker end to end; ≤ 300 B of state "
             "per open record; 1 M open records under 500 MB RSS. Events/s are rounded down, "
             "memory is rounded up; MiB = 2²⁰ bytes, the 500 MB target is 500 × 10⁶ bytes.",
             "",
@@ -517,6 +525,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             "already freed; the domain-index figure is the difference between the two runs.",
             "",
             *(kafka_bench.render_section(results["kafka"]) if "kafka" in results else []),
+            *(api_bench.render_section(results["api"]) if "api" in results else []),
             "## What bounds it",
             "",
             "Where the time and the memory go on this workload, measured with py-spy, and "
@@ -543,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-kafka", action="store_true", help="skip Kafka → flow → Alertmanager (d)"
     )
+    parser.add_argument("--no-api", action="store_true", help="skip the API's applies (e)")
     # Internal: one measurement in this (fresh) process.
     parser.add_argument("--child", choices=["replay", "state"], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -578,12 +588,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     kafka = None if args.no_kafka else kafka_bench.QUICK if args.quick else kafka_bench.FULL
+    api = None if args.no_api else api_bench.QUICK if args.quick else api_bench.FULL
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        results = run(sizes, catalog=catalog, scratch=args.workdir, kafka=kafka)
+        results = run(sizes, catalog=catalog, scratch=args.workdir, kafka=kafka, api=api)
     else:
         with tempfile.TemporaryDirectory(prefix="revleak-bench-") as scratch:
-            results = run(sizes, catalog=catalog, scratch=Path(scratch), kafka=kafka)
+            results = run(sizes, catalog=catalog, scratch=Path(scratch), kafka=kafka, api=api)
     text = render(results, sizes, command=command)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

@@ -12,3 +12,29 @@ def whole(value: float) -> str:
 
 def met(ok: bool) -> str:
     return "yes" if ok else "**no**"
+
+
+def paragraph_lines(paragraphs: list[str]) -> list[str]:
+    """Markdown lines of the paragraphs, a blank line between each two."""
+    lines: list[str] = []
+    for paragraph in paragraphs:
+        lines += [paragraph, ""]
+    return lines[:-1]
+
+
+def replace_section(document: str, heading: str, section: list[str]) -> str:
+    """``document`` with the section under ``heading`` replaced by ``section`` (or, when it
+    has none yet, ``section`` put before "What bounds it")."""
+    lines = document.splitlines()
+    start = next((i for i, line in enumerate(lines) if line == heading), None)
+    if start is not None:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        lines[start:end] = section
+    else:
+        anchor = next(
+            (i for i, line in enumerate(lines) if line == "## What bounds it"), len(lines)
+        )
+        lines[anchor:anchor] = section
+    return "\n".join(lines) + "\n"

@@ -54,11 +54,11 @@ from confluent_kafka import Producer
 from revleak.connectors import kafka
 from revleak.connectors.messages import Decoded, Decoder, Position
 from revleak.loadtest import crm_stream, services
-from revleak.loadtest.figures import met, whole
+from revleak.loadtest.figures import met, paragraph_lines, replace_section, whole
 from revleak.paging import Page
 from revleak.timefmt import format_timestamp
 
-# The targets of the issue.
+# The targets each measurement is reported against.
 TARGET_EVENTS_PER_SECOND = 100_000  # per worker, Kafka → flow → alerts
 TARGET_P99_S = 1.0  # event produced → page accepted by Alertmanager
 STEADY_RATE = 20_000  # events/s at which the latency target holds
@@ -836,7 +836,7 @@ def render_section(results: dict[str, Any]) -> list[str]:
         *lines,
         *table,
         "",
-        f"Targets from the issue: ≥ {TARGET_EVENTS_PER_SECOND:,} events/s per worker from "
+        f"Targets: ≥ {TARGET_EVENTS_PER_SECOND:,} events/s per worker from "
         f"Kafka to alerts; p99 event → page under {TARGET_P99_S:g} s at a steady "
         f"{STEADY_RATE:,} events/s.",
         "",
@@ -904,27 +904,7 @@ def _explanation(results: dict[str, Any]) -> list[str]:
             "consumer's fetch wait, 20 ms in live mode): the flow receives messages in "
             "bursts, and the consumer lag above is about one burst."
         )
-    text_lines: list[str] = []
-    for paragraph in paragraphs:
-        text_lines += [paragraph, ""]
-    return text_lines[:-1]
-
-
-def replace_section(document: str, section: list[str]) -> str:
-    """``document`` with its live section replaced (or put before "What bounds it")."""
-    lines = document.splitlines()
-    start = next((i for i, line in enumerate(lines) if line == SECTION), None)
-    if start is not None:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:end] = section
-    else:
-        anchor = next(
-            (i for i, line in enumerate(lines) if line == "## What bounds it"), len(lines)
-        )
-        lines[anchor:anchor] = section
-    return "\n".join(lines) + "\n"
+    return paragraph_lines(paragraphs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -981,7 +961,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = render_section(results)
     document = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(replace_section(document, section), encoding="utf-8")
+    args.output.write_text(replace_section(document, SECTION, section), encoding="utf-8")
     print("\n".join(section))
     return 0
 

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from bytewax.errors import BytewaxRuntimeError
 from examples import assert_alert_logs_match, events_path, expected_alerts, expected_summary
 from harness import DEFAULT_SLOS, ROOT
+
+from revleak.cli.run import _stopped_by_signal
 
 pytestmark = pytest.mark.slow
 REVLEAK = Path(sys.executable).parent / "revleak"
@@ -159,8 +162,8 @@ def test_csv_replay(tmp_path: Path) -> None:
     assert "dead-lettered" in done.stdout
 
 
-def test_demo_headless_reaches_sev1_and_page_and_names_the_records() -> None:
-    done = revleak("demo", "--headless")
+def test_story_reaches_sev1_and_page_and_names_the_records() -> None:
+    done = revleak("story", "--headless")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "SEV1" in out
@@ -265,3 +268,14 @@ def test_a_broken_mapping_is_explained(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"{mapping}:" in done.stderr
     assert "account" in done.stderr
+
+
+def test_a_stop_signal_is_a_clean_exit_wherever_it_lands_in_the_flow() -> None:
+    between_steps = BytewaxRuntimeError("(src/run.rs:1:1): signal received, stopping")
+    in_a_step = BytewaxRuntimeError('error calling `next_batch` in step "revleak_crm.input"')
+    in_a_step.__cause__ = KeyboardInterrupt()
+    failed = BytewaxRuntimeError('error calling `next_batch` in step "revleak_crm.input"')
+    failed.__cause__ = ValueError("bad offset")
+    assert _stopped_by_signal(between_steps)
+    assert _stopped_by_signal(in_a_step)
+    assert not _stopped_by_signal(failed)

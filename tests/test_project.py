@@ -46,6 +46,8 @@ def test_wheel_maps_every_component_into_the_revleak_namespace(tmp_path: Path) -
         "connectors": "revleak/connectors",
         "dataflows": "revleak/dataflows",
         "loadtest": "revleak/loadtest",
+        "remediation": "revleak/remediation",
+        "api": "revleak/api",
     }
     for folder, prefix in components.items():
         for module in (ROOT / folder).rglob("*.py"):
@@ -56,6 +58,9 @@ def test_wheel_maps_every_component_into_the_revleak_namespace(tmp_path: Path) -
         "revleak/data/nakatomi.jsonl",
         "revleak/data/funnel-week1.csv",
         "revleak/py.typed",
+        "revleak/remediation/packs/rapid-response.yaml",
+        "revleak/remediation/roster.yaml",
+        "revleak/api/templates/warroom.html",
     ):
         assert data in names, data
 
@@ -68,6 +73,16 @@ def test_core_imports_no_infrastructure() -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "{'bytewax', 'confluent_kafka', 'redis', 'httpx', 'requests', 'fastapi', "
         "'prometheus_client'}]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-P", "-c", code], check=True, timeout=60)
+
+
+def test_remediation_and_api_never_import_the_dataflows() -> None:
+    """They meet the flows through Kafka, Redis, Alertmanager and HTTP, never in process."""
+    code = (
+        "import sys, revleak.api.app, revleak.remediation.service, revleak.remediation.crm_sim\n"
+        "bad = [m for m in sys.modules if m.startswith(('revleak.dataflows', 'bytewax'))]\n"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-P", "-c", code], check=True, timeout=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from prometheus_client import disable_created_metrics
 
-from revleak.cli import demo, replay, run, slo
+from revleak.cli import api, audit, demo, replay, run, slo, story
 
 app = typer.Typer(
     name="revleak",
@@ -16,8 +16,11 @@ app = typer.Typer(
 )
 app.add_typer(slo.app, name="slo")
 app.add_typer(run.app, name="run")
+app.add_typer(audit.app, name="audit")
 app.command("replay")(replay.replay_command)
 app.command("demo")(demo.demo_command)
+app.command("story")(story.story_command)
+app.command("api")(api.api_command)
 
 
 def main() -> None:

@@ -1,130 +1,114 @@
-"""``revleak demo``: the Nakatomi Deal story, replayed through the real flow."""
+"""``revleak demo``: the war room on localhost while the Nakatomi story runs.
+
+Interactive, it prints the war room's address and serves until Ctrl-C: approve the
+proposed fix pack in the page and watch it being verified and the incident resolve.
+``--headless`` approves every proposal itself once the story's lead flood is over, and
+ends when every incident has resolved, printing their timelines.
+"""
 
 from __future__ import annotations
 
-import json
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping
-from importlib import resources
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
-from revleak.cli.report import render_summary, render_timeline, timeline_table
-from revleak.slo.incident import IncidentSnapshot
-from revleak.slo.loader import load_catalog
-from revleak.timefmt import format_timestamp, parse_timestamp
+from revleak.timefmt import parse_timestamp
 
-STORY = "nakatomi.jsonl"
+HEADLESS_TIMEOUT_S = 600.0
+POLL_S = 0.5
 
 
 def demo_command(
     headless: Annotated[
-        bool, typer.Option("--headless", help="Print the timeline at once (no pacing)")
+        bool, typer.Option("--headless", help="Approve automatically; end once resolved")
     ] = False,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0: any free port")] = 8000,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Keep the alert log, timeline and metrics in this folder"),
+        typer.Option("--out", help="Keep the database, alert log and dead letters here"),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    speed: Annotated[
+        float, typer.Option("--speed", min=1.0, help="Event time per wall time after the flood")
+    ] = 60.0,
 ) -> None:
-    """Replay the bundled "Nakatomi Deal" story and print the incident timeline."""
-    from revleak.dataflows.replay import replay
+    """Run the Nakatomi Deal story with the war room on localhost."""
+    from revleak.cli.demo_stack import STORY_FAST_UNTIL, start_demo
 
     console = Console()
-    with (
-        resources.as_file(resources.files("revleak.slos") / "crm.yaml") as slos,
-        resources.as_file(resources.files("revleak.data") / STORY) as events,
-        tempfile.TemporaryDirectory(prefix="revleak-demo-") as scratch,
-    ):
+    with tempfile.TemporaryDirectory(prefix="revleak-demo-") as scratch:
         folder = out or Path(scratch)
-        folder.mkdir(parents=True, exist_ok=True)
-        catalog = load_catalog(slos)
-        story_end = _last_event_time(events)
-        console.print(
-            "[bold]The Nakatomi Deal[/bold] — a week of healthy funnel, then the big "
-            "Negotiation deal goes quiet and the holiday-party webinar floods in leads "
-            "nobody touches.\n",
-            highlight=False,
-        )
-        report = replay(
-            catalog=catalog,
-            events=[events],
-            alerts_out=folder / "alerts.jsonl",
-            timeline_out=folder / "timeline.jsonl",
-            metrics_out=folder / "metrics.prom",
-            dlq_out=folder / "dead-letters.jsonl",
-            workers=workers,
-        )
-    story = _story_moments(report.timeline, story_end)
-    if headless:
-        render_timeline(story, console)
-    else:
-        with Live(timeline_table([]), console=console, auto_refresh=False) as live:
-            for shown in range(1, len(story) + 1):
-                time.sleep(0.6)
-                live.update(timeline_table(story[:shown]), refresh=True)
-    console.print(
-        f"Story ends {format_timestamp(story_end)}. At end of input the watermark goes to +∞: "
-        "every pending deadline fires and every alert resolves once its windows empty.",
-        highlight=False,
-    )
-    render_summary(report, console, catalog.names)
-    if report.incident is not None:
-        _render_exposure(report.incident, console)
-    if out is not None:
-        console.print(f"Alert log, timeline, metrics: {out}/", highlight=False)
+        if headless:
+            stack = start_demo(folder, port=0, speed=600.0, fixed_speed=1200.0)
+        else:
+            stack = start_demo(folder, port=port, speed=speed)
+        try:
+            if headless:
+                resolved = _approve_until_resolved(stack, parse_timestamp(STORY_FAST_UNTIL))
+                _print_timelines(stack, console)
+                if not resolved:
+                    console.print("[red]Not every incident resolved in time.[/red]")
+                    raise typer.Exit(1)
+                console.print("Every incident is resolved.")
+            else:
+                console.print(
+                    "[bold]The Nakatomi Deal[/bold] is running. War room:\n"
+                    f"  {stack.war_room}\n(Ctrl-C to stop)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stack.stop()
 
 
-def _last_event_time(path: Path) -> int:
-    last = 0
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                last = max(last, parse_timestamp(json.loads(line)["ts"]))
-    return last
+def _approve_until_resolved(stack: Any, flood_over_ms: int) -> bool:
+    deadline = time.monotonic() + HEADLESS_TIMEOUT_S
+    with stack.client() as client:
+        while time.monotonic() < deadline:
+            if stack.flow.error is not None:
+                raise stack.flow.error
+            if stack.feed.now_ms() < flood_over_ms:
+                time.sleep(POLL_S)
+                continue
+            incidents = client.get("/v1/incidents", params={"limit": 500}).json()
+            for incident in incidents:
+                if incident["open"]:
+                    _approve_latest(client, incident["id"])
+            if incidents and not any(incident["open"] for incident in incidents):
+                return True
+            time.sleep(POLL_S)
+    return False
 
 
-def _story_moments(timeline: Iterable[Mapping[str, Any]], until_ms: int) -> list[Mapping[str, Any]]:
-    """Severity and paging changes, and each SLO's first page, up to the story's end."""
-    moments: list[Mapping[str, Any]] = []
-    paged: set[str] = set()
-    for entry in timeline:
-        if parse_timestamp(str(entry["at"])) > until_ms:
-            break
-        if entry["event"] in ("severity", "paging"):
-            moments.append(entry)
-        elif entry["event"] == "page-firing":
-            slo = str(entry["summary"]).split(": ", 1)[1].split(" ", 1)[0]
-            if slo not in paged:
-                paged.add(slo)
-                moments.append(entry)
-    return moments
+def _approve_latest(client: Any, incident_id: str) -> None:
+    runs = client.get(f"/v1/incidents/{incident_id}/runs").json()
+    if not runs or runs[-1]["status"] != "PROPOSED" or runs[-1]["blocked"]:
+        return
+    run = runs[-1]["id"]
+    if client.post(f"/v1/runs/{run}/approve").status_code == 200:
+        client.post(f"/v1/runs/{run}/apply", headers={"Idempotency-Key": str(uuid.uuid4())})
 
 
-def _render_exposure(incident: IncidentSnapshot, console: Console) -> None:
-    leaks = Table(
-        title="Records carrying the risk (open leaks at end of input)", title_justify="left"
-    )
-    for column in ("record", "rule", "SLO", "owner", "impact $"):
-        leaks.add_column(column, justify="right" if column == "impact $" else "left")
-    for leak in incident.top_leaks:
-        leaks.add_row(
-            leak.record_id,
-            leak.rule.value,
-            leak.slo,
-            leak.owner or "unassigned",
-            f"{leak.impact_usd:,.0f}",
-        )
-    console.print(leaks)
-    owners = Table(title="Owners", title_justify="left")
-    for column in ("owner", "open leaks", "impact $"):
-        owners.add_column(column, justify="left" if column == "owner" else "right")
-    for owner in incident.top_owners:
-        owners.add_row(owner.owner or "unassigned", str(owner.leaks), f"{owner.impact_usd:,.0f}")
-    console.print(owners)
+def _print_timelines(stack: Any, console: Console) -> None:
+    with stack.client() as client:
+        incidents = client.get("/v1/incidents", params={"limit": 500}).json()
+        for incident in reversed(incidents):
+            detail = client.get(f"/v1/incidents/{incident['id']}").json()
+            table = Table(
+                title=f"{detail['id']} {detail['slo']} ({detail['severity']}): {detail['status']}",
+                title_justify="left",
+            )
+            for column in ("at", "status", "actor", "detail"):
+                table.add_column(column)
+            for entry in detail["timeline"]:
+                table.add_row(entry["at"][:19], entry["status"], entry["actor"], entry["detail"])
+            console.print(table)

@@ -96,8 +96,26 @@ def crm_command(
     except KeyboardInterrupt:
         pass
     except BytewaxRuntimeError as error:
-        if "signal received" not in str(error):
+        if not _stopped_by_signal(error):
             raise
+
+
+def _stopped_by_signal(error: BaseException) -> bool:
+    """Whether the flow ended because it was told to stop.
+
+    Bytewax reports an interrupt it sees between steps as "signal received"; one that lands
+    while a step's Python code runs surfaces as that step's error, caused by the
+    KeyboardInterrupt. Either way the recovery snapshots make the stop as safe as a crash,
+    so both are a clean exit.
+    """
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return any(
+        isinstance(link, KeyboardInterrupt) or "signal received" in str(link) for link in chain
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001

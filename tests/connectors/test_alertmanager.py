@@ -29,6 +29,7 @@ from revleak.connectors.alertmanager import (
 )
 from revleak.loadtest import services
 from revleak.paging import Page, RuleKey
+from revleak.slo.loader import load_catalog
 from revleak.timefmt import HOUR_MS, MINUTE_MS, format_timestamp, parse_timestamp
 
 pytestmark = pytest.mark.services
@@ -37,7 +38,16 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "prometheus" / "alertmanager.yml"
 TOKEN = "s3cret-webhook-token"
 LABELS = {"alertname", "slo", "severity", "kind", "long_window", "short_window", "service"}
-ANNOTATIONS = {"summary", "description", "runbook_url", "fixpack_url"}
+ANNOTATIONS = {
+    "summary",
+    "description",
+    "runbook_url",
+    "fixpack_url",
+    "at_risk_usd",
+    "blast_radius",
+    "burn_long",
+    "burn_short",
+}
 WINDOWS = {"page": (HOUR_MS, 5 * MINUTE_MS), "ticket": (24 * HOUR_MS, 2 * HOUR_MS)}
 WAIT_S = 15.0
 
@@ -263,6 +273,23 @@ def test_payload_carries_the_contract_labels_and_annotations() -> None:
     assert body["annotations"]["fixpack_url"].endswith("/fixpacks?slo=lead_response")
     assert body["annotations"]["summary"] == page.summary()
     assert body["startsAt"] == format_timestamp(page.starts_at)
+    assert (body["annotations"]["burn_long"], body["annotations"]["burn_short"]) == ("20.0", "40.0")
+    assert "burn_factor" not in body["annotations"]  # only a catalog knows the rule's factor
+
+
+def test_the_catalog_gives_each_alert_its_rules_burn_factor() -> None:
+    catalog = load_catalog(ROOT / "slos" / "crm.yaml")
+
+    def factor(page: Page) -> str | None:
+        body = alert_payload(page, now_ms(), firing_margin_ms=MINUTE_MS, catalog=catalog)
+        annotations: dict[str, str] = body["annotations"]
+        return annotations.get("burn_factor")
+
+    # budgetConsumed × 30 d ÷ long window: 0.02 × 720 h ÷ 1 h and 0.10 × 30 d ÷ 1 d.
+    assert factor(make_page("lead_response")) == "14.4"
+    assert factor(make_page("lead_response", kind="usd")) == "14.4"
+    assert factor(make_page("deal_velocity", severity="ticket")) == "3.0"
+    assert factor(make_page("no_such_slo")) is None
 
 
 def test_firing_ends_a_margin_after_the_later_of_wall_and_event_time() -> None:

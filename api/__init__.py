@@ -1,0 +1,1 @@
+"""The revleak API: Alertmanager webhooks, incidents, fix packs, audit and the war room."""

@@ -1,0 +1,1 @@
+"""Remediation: fix packs, plans and previews, executors, verification, audit, post-mortems."""

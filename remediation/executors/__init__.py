@@ -1,0 +1,1 @@
+"""Executors: carry out a plan's commands (CRM write-back, Slack, GitOps)."""

@@ -1,0 +1,1 @@
+"""Telemetry SLIs (SEMANTICS.md §2): spans and metric points, their SLI events, root causes."""
