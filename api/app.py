@@ -25,12 +25,19 @@ from revleak.api.routes import (
     fixpacks,
     health,
     incidents,
+    otlp,
     postmortems,
     runbooks,
     warroom,
     webhook,
 )
 from revleak.api.wiring import build_remediation
+from revleak.connectors.self_telemetry import (
+    API_SERVICE_NAME,
+    SelfTelemetrySettings,
+    instrument_app,
+    start_self_telemetry,
+)
 from revleak.remediation.context import ConflictError, NotFoundError, RefusedError
 from revleak.remediation.idempotency import IdempotentCalls
 from revleak.remediation.service import Remediation
@@ -79,6 +86,7 @@ def create_app(
         else build_remediation(settings, announce=announce)
     )
     ticker = Ticker(service.tick, settings.verify_poll_s)
+    telemetry = start_self_telemetry(SelfTelemetrySettings(), API_SERVICE_NAME)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +97,8 @@ def create_app(
         finally:
             if ticking:
                 ticker.stop()
+            if telemetry is not None:
+                telemetry.shutdown()
 
     app = FastAPI(
         title="revleak",
@@ -102,12 +112,15 @@ def create_app(
     app.state.idempotency = IdempotentCalls(service.shared)
     app.state.broadcaster = broadcaster
     app.state.metrics = metrics
-    for module in (webhook, incidents, fixpacks, audit, postmortems, runbooks, events, health):
+    routers = (webhook, otlp, incidents, fixpacks, audit, postmortems, runbooks, events, health)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(warroom.router)
     _errors(app)
     _timing(app, metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if telemetry is not None:
+        instrument_app(app, telemetry)
     return app
 
 

@@ -36,8 +36,16 @@ class ApiSettings(BaseSettings):
     verify_window_s: float = Field(default=600.0, gt=0)
     verify_poll_s: float = Field(default=5.0, gt=0)
     verify_settle: int = Field(default=2, ge=1)
-    brokers: str | None = Field(default=None, description="Kafka for crm.commands")
+    brokers: str | None = Field(
+        default=None, description="Kafka for crm.commands and the OTLP/HTTP receiver"
+    )
     crm_commands_topic: str = "crm.commands"
+    otlp_spans_topic: str = Field(
+        default="otlp_spans", description="OTLP/HTTP spans are forwarded here"
+    )
+    otlp_metrics_topic: str = Field(
+        default="otlp_metrics", description="OTLP/HTTP metrics are forwarded here"
+    )
     redis_url: str | None = Field(default=None, description="The flows' live state")
     redis_prefix: str = "revleak"
     slack_webhooks: dict[str, str] = Field(

@@ -114,6 +114,8 @@ def alert_payload(
         "burn_long": repr(float(page.burn_long)),
         "burn_short": repr(float(page.burn_short)),
     }
+    # The explanation adds to the page's own annotations and never replaces them.
+    annotations = {**dict(page.explanation), **annotations}
     factor = burn_factor(catalog, page.key) if catalog is not None else None
     if factor is not None:
         annotations["burn_factor"] = repr(factor)

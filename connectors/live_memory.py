@@ -241,6 +241,10 @@ class InMemoryLiveState:
 
     # -- reading -------------------------------------------------------------------------
 
+    def root_causes(self) -> dict[str, dict[str, Any]]:
+        """Root causes come from the telemetry flow, which the demo does not run."""
+        return {}
+
     def blast_radius(self, slo: str, limit: int | None = None) -> list[BlastEntry]:
         """The SLO's violating records, highest dollar impact first (``None``: all of them).
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, cast
@@ -78,6 +78,10 @@ class LiveKeys:
     @property
     def changes(self) -> str:
         return f"{self.prefix}:changes"
+
+    @property
+    def root_causes(self) -> str:
+        return f"{self.prefix}:root_causes"
 
 
 class RedisLiveState:
@@ -330,6 +334,19 @@ class RedisLiveState:
         return [
             cast(dict[str, Any], orjson.loads(found[field])) for field in sorted(found, key=_text)
         ]
+
+    def record_root_cause(self, slo: str, record: Mapping[str, Any]) -> None:
+        """The ranked causes of the SLO's latest page (a telemetry SLO); never raises
+        because of Redis: a cause that cannot be written is logged and the stream goes on."""
+        try:
+            self._client.hset(self.keys.root_causes, slo, orjson.dumps(dict(record)))
+        except redis.RedisError as error:
+            logger.warning("root cause of %s not written to Redis: %s", slo, error)
+
+    def root_causes(self) -> dict[str, dict[str, Any]]:
+        """The latest root-cause analysis of each telemetry SLO that paged."""
+        found = cast(dict[bytes, bytes], self._client.hgetall(self.keys.root_causes))
+        return {_text(slo): cast(dict[str, Any], orjson.loads(raw)) for slo, raw in found.items()}
 
     def open_slos(self) -> list[str]:
         """The SLOs with at least one open leak."""

@@ -8,6 +8,12 @@ number of workers or the batch size::
                                                     └─> domains[shard] ──┴─> slos[data_quality]
                                                                             └─> incident ─> sink
 
+A telemetry flow's record shards hold traces and metric series; its analysis stage gets
+their spans and points and the incident's transitions, and explains each page (root
+causes, also fed to the pager)::
+
+    records[shard] ─> analysis <─ incident
+
 With paging on, the incident stage also feeds the pager stage, which decides
 what Alertmanager must hold; with early pages, every stage also runs an early
 lane (keys ``early:…``) whose incident stage feeds the pager as well.
@@ -31,6 +37,7 @@ from bytewax.outputs import Sink
 
 from revleak.crm.pipeline import (
     ALERTS,
+    ANALYSIS,
     DOMAINS,
     PAGER,
     PAGER_FEED,
@@ -82,6 +89,16 @@ def build_crm_flow(
     )
     incident = keyed_stage("incident", slos.messages)
     outputs = op.merge("all_outputs", sequenced.outputs, records.outputs, incident.outputs)
+    if config.analysis_keys:
+        analysis = keyed_stage(
+            "analysis",
+            op.merge(
+                "analysis_inputs",
+                select("to_analysis", records.messages, ANALYSIS),
+                incident.messages,
+            ),
+        )
+        outputs = op.merge("with_root_causes", outputs, analysis.outputs)
     if config.paging:
         feeds = op.branch("pager_feeds", outputs, _is_pager_feed)
         pager = keyed_stage("pager", op.map("to_pager", feeds.trues, _address_pager))

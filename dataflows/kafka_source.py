@@ -1,4 +1,4 @@
-"""CRM messages from a Kafka topic, one flow input partition per topic partition.
+"""Messages from Kafka topics, one flow input partition per topic partition.
 
 Each partition decodes its own messages (so a bad one keeps its place among the
 good) and emits :class:`DecodedBatch` values whose offsets are topic offsets.
@@ -17,21 +17,34 @@ the snapshot.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from typing_extensions import override
 
 from revleak.connectors.kafka import client_config, topic_partitions
-from revleak.connectors.messages import Decoder, Position
+from revleak.connectors.messages import Position
 from revleak.crm.pipeline import DecodedBatch
+from revleak.deadletter import DeadLetter
 
 # With nothing to read, look again this much later rather than spin.
 IDLE_POLL = timedelta(milliseconds=20)
 Progress = Callable[[int], None]
+
+
+class DecodedMessage(Protocol):
+    """What a decoder makes of one message: its items first, its dead letters second
+    (:class:`~revleak.connectors.messages.Decoded` for CRM changes,
+    :class:`~revleak.connectors.otlp.TelemetryDecoded` for spans and metric points)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+MessageDecoder = Callable[[bytes, Position], DecodedMessage]
 
 
 class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
@@ -42,7 +55,7 @@ class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
         start: int,
         *,
         source: str,
-        decoder: Decoder,
+        decoder: MessageDecoder,
         batch_size: int,
         tail: bool,
         idle_timeout_s: float,
@@ -81,11 +94,12 @@ class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
             raw = message.value() or b""
             size += len(raw)
             offset = message.offset() or 0  # always set on a message without error
-            events, dead_letters = self._decoder(
+            decoded = self._decoder(
                 raw, Position(self._source, self._partition, offset, line_numbered=False)
             )
+            dead_letters: list[DeadLetter] = decoded[1]
             items.extend(dead_letters)
-            items.extend((event, raw) for event in events)
+            items.extend((event, raw) for event in decoded[0])
             self._next_offset = offset + 1
         if self._progress is not None and size:
             self._progress(size)
@@ -123,7 +137,97 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class KafkaChangeSource(FixedPartitionedSource[DecodedBatch, int]):
+@dataclass(frozen=True, slots=True)
+class TopicInput:
+    """One topic a flow reads, the decoder of its messages and the source name its dead
+    letters and metrics carry."""
+
+    topic: str
+    decoder: MessageDecoder
+    source: str
+
+
+class KafkaTopicsSource(FixedPartitionedSource[DecodedBatch, int]):
+    """Messages from one or more topics: the flow's input partitions are the first topic's
+    partitions, then the next topic's, and so on (a telemetry flow reads spans and metric
+    points). ``start_offsets`` (input partition → offset) says where to begin."""
+
+    def __init__(
+        self,
+        brokers: str,
+        topics: Sequence[TopicInput],
+        *,
+        tail: bool,
+        start_offsets: Mapping[int, int] | None = None,
+        idle_timeout_s: float = 30.0,
+        batch_size: int = 2000,
+        client: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self._brokers = brokers
+        self._topics = tuple(topics)
+        self._tail = tail
+        self._start_offsets = dict(start_offsets or {})
+        self._idle_timeout_s = idle_timeout_s
+        self._batch_size = batch_size
+        self._client = dict(client or {})
+        self._progress = progress
+        self._layout: list[tuple[TopicInput, int]] | None = None
+
+    def _partitions(self) -> list[tuple[TopicInput, int]]:
+        """(topic, topic partition) of every input partition, in input partition order."""
+        if self._layout is None:
+            self._layout = [
+                (topic, partition)
+                for topic in self._topics
+                for partition in range(topic_partitions(self._brokers, topic.topic))
+            ]
+        return self._layout
+
+    def layout(self) -> tuple[tuple[str, int], ...]:
+        """The (topic, topic partition) of every input partition, in input partition order."""
+        return tuple((topic.topic, partition) for topic, partition in self._partitions())
+
+    def list_parts(self) -> list[str]:
+        return [str(index) for index in range(len(self._partitions()))]
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+        index = int(for_part)
+        topic, partition = self._partitions()[index]
+        start = (
+            resume_state
+            if resume_state is not None
+            else self._start_offsets.get(index, OFFSET_BEGINNING)
+        )
+        consumer = Consumer(
+            {
+                **client_config(self._brokers, self._client),
+                # Partitions are assigned, never balanced by a group: the group id is
+                # only a name, and offsets live in the flow's snapshots.
+                "group.id": f"revleak-{topic.topic}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                # A live page waits for the fetch: do not let the broker sit on it for
+                # librdkafka's default half second when little is arriving.
+                "fetch.wait.max.ms": 20 if self._tail else 500,
+            }
+        )
+        consumer.assign([TopicPartition(topic.topic, partition, start)])
+        return _KafkaPartition(
+            consumer,
+            index,
+            start,
+            source=topic.source,
+            decoder=topic.decoder,
+            batch_size=self._batch_size,
+            tail=self._tail,
+            idle_timeout_s=self._idle_timeout_s,
+            progress=self._progress,
+        )
+
+
+class KafkaChangeSource(KafkaTopicsSource):
     """CRM messages from ``topic``; ``start_offsets`` (partition → offset) where to begin."""
 
     def __init__(
@@ -131,7 +235,7 @@ class KafkaChangeSource(FixedPartitionedSource[DecodedBatch, int]):
         brokers: str,
         topic: str,
         *,
-        decoder: Decoder,
+        decoder: MessageDecoder,
         tail: bool,
         source: str = "crm",
         start_offsets: Mapping[int, int] | None = None,
@@ -140,50 +244,13 @@ class KafkaChangeSource(FixedPartitionedSource[DecodedBatch, int]):
         client: Mapping[str, str] | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self._brokers = brokers
-        self._topic = topic
-        self._decoder = decoder
-        self._tail = tail
-        self._source = source
-        self._start_offsets = dict(start_offsets or {})
-        self._idle_timeout_s = idle_timeout_s
-        self._batch_size = batch_size
-        self._client = dict(client or {})
-        self._progress = progress
-
-    def list_parts(self) -> list[str]:
-        return [str(partition) for partition in range(topic_partitions(self._brokers, self._topic))]
-
-    @override
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
-        partition = int(for_part)
-        start = (
-            resume_state
-            if resume_state is not None
-            else self._start_offsets.get(partition, OFFSET_BEGINNING)
-        )
-        consumer = Consumer(
-            {
-                **client_config(self._brokers, self._client),
-                # Partitions are assigned, never balanced by a group: the group id is
-                # only a name, and offsets live in the flow's snapshots.
-                "group.id": f"revleak-{self._topic}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                # A live page waits for the fetch: do not let the broker sit on it for
-                # librdkafka's default half second when little is arriving.
-                "fetch.wait.max.ms": 20 if self._tail else 500,
-            }
-        )
-        consumer.assign([TopicPartition(self._topic, partition, start)])
-        return _KafkaPartition(
-            consumer,
-            partition,
-            start,
-            source=self._source,
-            decoder=self._decoder,
-            batch_size=self._batch_size,
-            tail=self._tail,
-            idle_timeout_s=self._idle_timeout_s,
-            progress=self._progress,
+        super().__init__(
+            brokers,
+            [TopicInput(topic, decoder, source)],
+            tail=tail,
+            start_offsets=start_offsets,
+            idle_timeout_s=idle_timeout_s,
+            batch_size=batch_size,
+            client=client,
+            progress=progress,
         )

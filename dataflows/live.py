@@ -1,10 +1,11 @@
-"""Live mode: the CRM flow over a Kafka topic, for as long as it runs.
+"""Live mode: the CRM or telemetry flow over Kafka topics, for as long as it runs.
 
-Changes come from ``crm.changes``; the alert log goes to ``revleak.alerts``,
-dead letters to ``revleak.dlq``, pages to Alertmanager, the blast radius and the
-incident to Redis, and metrics to ``/metrics``. With a recovery folder the
-stages are snapshotted every ``snapshot_interval_s`` (Bytewax's epoch), and a
-restarted flow resumes from the last snapshot.
+Changes come from ``crm.changes`` (spans and metric points from ``otlp_spans`` and
+``otlp_metrics``, and the root causes of their pages go to ``revleak.root_causes``); the
+alert log goes to ``revleak.alerts``, dead letters to ``revleak.dlq``, pages to
+Alertmanager, the blast radius and the incident to Redis, and metrics to ``/metrics``.
+With a recovery folder the stages are snapshotted every ``snapshot_interval_s``
+(Bytewax's epoch), and a restarted flow resumes from the last snapshot.
 
 Several processes form one flow with ``process_id``/``addresses`` (Bytewax's
 ``-i``/``-a``); each process serves its own metrics port (the configured one
@@ -30,16 +31,26 @@ from revleak.connectors import kafka
 from revleak.connectors.formats import Format, decoder_for
 from revleak.connectors.mapping import load_mapping
 from revleak.connectors.metrics import PrometheusObserver
-from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, LIVE, PAGES, FlowConfig
+from revleak.connectors.otlp import decode_metrics, decode_spans
+from revleak.connectors.self_telemetry import (
+    FLOW_SERVICE_NAME,
+    SelfTelemetry,
+    SelfTelemetrySettings,
+    TelemetryObserver,
+    start_self_telemetry,
+)
+from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, LIVE, PAGES, ROOT_CAUSES, FlowConfig
 from revleak.dataflows.crm import build_crm_flow
-from revleak.dataflows.kafka_source import KafkaChangeSource
+from revleak.dataflows.kafka_source import KafkaTopicsSource, TopicInput
 from revleak.dataflows.live_sinks import (
     AlertmanagerPages,
     KafkaAlertLog,
     KafkaDeadLetters,
     RedisLive,
+    RootCauseLog,
 )
 from revleak.dataflows.sinks import OutputSink, Target
+from revleak.observe import NullObserver, Observer
 from revleak.settings import LiveSettings
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.loader import load_catalog
@@ -51,45 +62,63 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
 
 
-def bundled_slos() -> Path:
-    return Path(str(resources.files("revleak.slos") / "crm.yaml"))
+def bundled_slos(*, telemetry: bool = False) -> Path:
+    name = "telemetry.yaml" if telemetry else "crm.yaml"
+    return Path(str(resources.files("revleak.slos") / name))
 
 
 def live_flow(
-    settings: LiveSettings, observer: PrometheusObserver | None = None
+    settings: LiveSettings,
+    observer: PrometheusObserver | None = None,
+    *,
+    telemetry: bool = False,
+    self_telemetry: SelfTelemetry | None = None,
 ) -> tuple[Dataflow, SloCatalog]:
-    catalog = load_catalog(settings.slos or bundled_slos())
-    decoder = decoder_for(
-        Format(settings.input_format), [load_mapping(path) for path in settings.mappings]
-    )
+    """The CRM flow over ``changes_topic``, or with ``telemetry`` the telemetry flow over
+    ``spans_topic`` and ``metrics_topic``."""
+    catalog = load_catalog(settings.slos or bundled_slos(telemetry=telemetry))
     brokers = settings.brokers
+    inputs = _telemetry_inputs(settings) if telemetry else _crm_inputs(settings)
     if settings.create_topics:
         kafka.ensure_topics(
-            brokers, {settings.changes_topic: 1, settings.alerts_topic: 1, settings.dlq_topic: 1}
+            brokers,
+            {
+                **{topic.topic: 1 for topic in inputs},
+                settings.alerts_topic: 1,
+                settings.dlq_topic: 1,
+                **({settings.root_causes_topic: 1} if telemetry else {}),
+            },
         )
     paging = settings.alertmanager_url is not None
     config = FlowConfig(
         catalog=catalog,
-        partitions=kafka.topic_partitions(brokers, settings.changes_topic),
+        partitions=sum(kafka.topic_partitions(brokers, topic.topic) for topic in inputs),
         shards=settings.shards,
         allowed_lateness_ms=settings.allowed_lateness_ms,
+        source=inputs[0].source,
         paging=paging,
         early_pages=paging and settings.early_pages,
         live_view=settings.redis_url is not None,
     )
-    source = KafkaChangeSource(
+    source = KafkaTopicsSource(
         brokers,
-        settings.changes_topic,
-        decoder=decoder,
+        inputs,
         tail=True,
         idle_timeout_s=settings.idle_timeout_s,
         batch_size=settings.batch_size,
     )
     targets: dict[str, Target | None] = {
         ALERTS: KafkaAlertLog(brokers, settings.alerts_topic),
-        DEAD_LETTERS: KafkaDeadLetters(brokers, settings.dlq_topic, settings.changes_topic),
+        DEAD_LETTERS: KafkaDeadLetters(brokers, settings.dlq_topic, source.layout()),
         PAGES: None,
         LIVE: None,
+        ROOT_CAUSES: (
+            RootCauseLog(
+                brokers, settings.root_causes_topic, settings.redis_url, settings.redis_prefix
+            )
+            if telemetry
+            else None
+        ),
     }
     if settings.alertmanager_url is not None:
         targets[PAGES] = AlertmanagerPages(
@@ -106,14 +135,32 @@ def live_flow(
         )
     if settings.redis_url is not None:
         targets[LIVE] = RedisLive(settings.redis_url, settings.redis_prefix)
+    flow_observer: Observer | None = observer
+    if self_telemetry is not None:
+        flow_observer = TelemetryObserver(observer or NullObserver(), self_telemetry)
     flow = build_crm_flow(
         config,
         source,
         OutputSink(targets),
-        observer,
+        flow_observer,
         durable=settings.recovery_dir is not None,
+        name="revleak_telemetry" if telemetry else "revleak_crm",
     )
     return flow, catalog
+
+
+def _crm_inputs(settings: LiveSettings) -> list[TopicInput]:
+    decoder = decoder_for(
+        Format(settings.input_format), [load_mapping(path) for path in settings.mappings]
+    )
+    return [TopicInput(settings.changes_topic, decoder, "crm")]
+
+
+def _telemetry_inputs(settings: LiveSettings) -> list[TopicInput]:
+    return [
+        TopicInput(settings.spans_topic, decode_spans, "otlp_spans"),
+        TopicInput(settings.metrics_topic, decode_metrics, "otlp_metrics"),
+    ]
 
 
 def run_live(
@@ -121,23 +168,30 @@ def run_live(
     *,
     process_id: int | None = None,
     addresses: list[str] | None = None,
+    telemetry: bool = False,
 ) -> None:
     """Run until stopped (Ctrl-C or SIGTERM)."""
     registry = CollectorRegistry()
-    catalog = load_catalog(settings.slos or bundled_slos())
-    observer = PrometheusObserver(registry, slos=catalog.names, sources=["crm"])
+    catalog = load_catalog(settings.slos or bundled_slos(telemetry=telemetry))
+    sources = ["otlp_spans", "otlp_metrics"] if telemetry else ["crm"]
+    observer = PrometheusObserver(registry, slos=catalog.names, sources=sources)
     if settings.metrics_port is not None:
         port = settings.metrics_port + (process_id or 0) if settings.metrics_port else 0
         start_http_server(port, addr=settings.metrics_host, registry=registry)
-    flow, _ = live_flow(settings, observer)
-    cli_main(  # type: ignore[no-untyped-call]
-        flow,
-        workers_per_process=settings.workers,
-        process_id=process_id,
-        addresses=addresses,
-        epoch_interval=timedelta(seconds=settings.snapshot_interval_s),
-        recovery_config=recovery_config(settings, processes=len(addresses or [None])),
-    )
+    self_telemetry = start_self_telemetry(SelfTelemetrySettings(), FLOW_SERVICE_NAME)
+    try:
+        flow, _ = live_flow(settings, observer, telemetry=telemetry, self_telemetry=self_telemetry)
+        cli_main(  # type: ignore[no-untyped-call]
+            flow,
+            workers_per_process=settings.workers,
+            process_id=process_id,
+            addresses=addresses,
+            epoch_interval=timedelta(seconds=settings.snapshot_interval_s),
+            recovery_config=recovery_config(settings, processes=len(addresses or [None])),
+        )
+    finally:
+        if self_telemetry is not None:
+            self_telemetry.shutdown()
 
 
 def recovery_config(settings: LiveSettings, *, processes: int) -> Any:

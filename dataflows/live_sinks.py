@@ -40,6 +40,7 @@ from revleak.paging import Page
 from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.incident import LiveUpdate
+from revleak.telemetry.explain import RootCause
 
 logger = logging.getLogger(__name__)
 
@@ -91,41 +92,45 @@ class _KafkaAlertLog(StatefulSinkPartition[AlertTransition, int]):
 
 @dataclass(frozen=True, slots=True)
 class KafkaDeadLetters:
+    """Dead letters to ``topic``. ``sources`` is the (topic, topic partition) each input
+    partition of the flow reads (:meth:`KafkaTopicsSource.layout`): a dead letter names
+    where its message really is."""
+
     brokers: str
     topic: str
-    source_topic: str
+    sources: tuple[tuple[str, int], ...]
 
     def open(self, resume: Any) -> StatefulSinkPartition[Any, Any]:  # noqa: ARG002
-        return _KafkaDeadLetters(self.brokers, self.topic, self.source_topic)
+        return _KafkaDeadLetters(self.brokers, self.topic, self.sources)
 
 
 class _KafkaDeadLetters(StatefulSinkPartition[DeadLetter, None]):
-    def __init__(self, brokers: str, topic: str, source_topic: str) -> None:
+    def __init__(self, brokers: str, topic: str, sources: tuple[tuple[str, int], ...]) -> None:
         self._brokers = brokers
         self._producer = kafka.producer(brokers)
         self._topic = topic
-        self._source_topic = source_topic
+        self._sources = sources
 
     def write_batch(self, values: list[DeadLetter]) -> None:
         now = int(time.time() * 1000)
-        for letter in values:
+        for judged in values:
+            source_topic, partition = self._sources[judged.partition]
+            letter = judged.model_copy(update={"partition": partition})
             original = None
             if letter.original is None and letter.original_base64 is None:
                 # Judged late downstream, away from the bytes: copy them from the source.
-                original = self._original(letter)
+                original = self._original(source_topic, letter)
             key, value = kafka.dead_letter_message(
-                letter, topic=self._source_topic, original=original, received_at_ms=now
+                letter, topic=source_topic, original=original, received_at_ms=now
             )
             self._producer.produce(self._topic, value, key)
         self._producer.poll(0)
 
-    def _original(self, letter: DeadLetter) -> bytes | None:
+    def _original(self, source_topic: str, letter: DeadLetter) -> bytes | None:
         if letter.offset is None:
             return None
         try:
-            return kafka.fetch_value(
-                self._brokers, self._source_topic, letter.partition, letter.offset
-            )
+            return kafka.fetch_value(self._brokers, source_topic, letter.partition, letter.offset)
         except (RuntimeError, TimeoutError) as error:
             logger.warning("original of a dead letter not copied: %s", error)
             return None
@@ -285,3 +290,41 @@ class _Live(StatefulSinkPartition[LiveUpdate, None]):
 
     def close(self) -> None:
         self._state.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RootCauseLog:
+    """Root causes of telemetry pages: JSON records on a Kafka topic (at least once, keyed
+    by SLO) and, with Redis, the latest one per SLO in the live state."""
+
+    brokers: str
+    topic: str
+    redis_url: str | None = None
+    redis_prefix: str = "revleak"
+
+    def open(self, resume: Any) -> StatefulSinkPartition[Any, Any]:  # noqa: ARG002
+        live = RedisLiveState(self.redis_url, prefix=self.redis_prefix) if self.redis_url else None
+        return _RootCauses(kafka.producer(self.brokers), self.topic, live)
+
+
+class _RootCauses(StatefulSinkPartition[RootCause, None]):
+    def __init__(self, producer: Any, topic: str, live: RedisLiveState | None) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._live = live
+
+    def write_batch(self, values: list[RootCause]) -> None:
+        for cause in values:
+            record = cause.record()
+            self._producer.produce(self._topic, orjson.dumps(record), cause.slo.encode("utf-8"))
+            if self._live is not None:
+                self._live.record_root_cause(cause.slo, record)
+        self._producer.poll(0)
+
+    def snapshot(self) -> None:
+        self._producer.flush(FLUSH_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._producer.flush(FLUSH_TIMEOUT_S)
+        if self._live is not None:
+            self._live.close()

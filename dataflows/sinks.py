@@ -1,6 +1,6 @@
 """The flow's outputs: each one is a sink partition with a target of its own.
 
-Every output (alert log, timeline, dead letters, pages, live state) is one
+Every output (alert log, timeline, dead letters, pages, live state, root causes) is one
 partition, so it is written by one worker in the order the flow produced it.
 Outputs without a target are dropped. Files are written as JSON lines; their
 resume state is the number of bytes written, so a recovered run truncates what
@@ -17,10 +17,10 @@ from typing import IO, Any, Protocol
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from typing_extensions import override
 
-from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, LIVE, PAGES, TIMELINE
+from revleak.crm.pipeline import ALERTS, DEAD_LETTERS, LIVE, PAGES, ROOT_CAUSES, TIMELINE
 
 # Bytewax maps part_fn's index into the partitions sorted by name.
-OUTPUTS = tuple(sorted((ALERTS, TIMELINE, DEAD_LETTERS, PAGES, LIVE)))
+OUTPUTS = tuple(sorted((ALERTS, TIMELINE, DEAD_LETTERS, PAGES, LIVE, ROOT_CAUSES)))
 
 
 class Target(Protocol):

@@ -1,4 +1,4 @@
-"""Replay inputs: change-event logs (JSON lines) and funnel CSV snapshots.
+"""Replay inputs: change-event logs (JSON lines), funnel CSV snapshots, messages in memory.
 
 Each file is one partition. A partition emits :class:`DecodedBatch` values
 (decoded in the partition, so bad lines keep their place) and a final batch
@@ -20,6 +20,7 @@ from revleak.connectors.csv_import import read_funnel
 from revleak.connectors.formats import decode_generic
 from revleak.connectors.messages import Decoder, Position
 from revleak.crm.pipeline import DecodedBatch
+from revleak.dataflows.kafka_source import MessageDecoder
 
 Progress = Callable[[int], None]
 ResumeState = tuple[int, int]  # (byte offset, lines read)
@@ -169,3 +170,72 @@ class FunnelCsvSource(FixedPartitionedSource[DecodedBatch, int]):
         ]
         batches.append(DecodedBatch(0, (), end=True))
         return _FunnelPartition(batches, resume_state, self._progress, len(data))
+
+
+class _MessagesPartition(StatefulSourcePartition[DecodedBatch, int]):
+    def __init__(
+        self,
+        messages: Sequence[bytes],
+        partition: int,
+        *,
+        source: str,
+        decoder: MessageDecoder,
+        batch_size: int,
+        start: int,
+    ) -> None:
+        self._messages = messages
+        self._partition = partition
+        self._source = source
+        self._decoder = decoder
+        self._batch_size = batch_size
+        self._next = start
+        self._done = False
+
+    def next_batch(self) -> list[DecodedBatch]:
+        if self._done:
+            raise StopIteration
+        items: list[Any] = []
+        stop = min(self._next + self._batch_size, len(self._messages))
+        for offset in range(self._next, stop):
+            raw = self._messages[offset]
+            decoded = self._decoder(raw, Position(self._source, self._partition, offset, False))
+            items.extend(decoded[1])
+            items.extend((item, raw) for item in decoded[0])
+        self._next = stop
+        self._done = stop == len(self._messages)
+        return [DecodedBatch(self._partition, tuple(items), end=self._done, line_numbered=False)]
+
+    def snapshot(self) -> int:
+        return self._next
+
+
+class MessagesSource(FixedPartitionedSource[DecodedBatch, int]):
+    """Messages held in memory, one list per partition, decoded in the partition like a
+    topic's (benchmarks replay OTLP payloads this way, without a broker)."""
+
+    def __init__(
+        self,
+        partitions: Sequence[tuple[Sequence[bytes], MessageDecoder, str]],
+        *,
+        batch_size: int = 20,
+    ) -> None:
+        self._partitions = partitions
+        self._batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        return [str(index) for index in range(len(self._partitions))]
+
+    @override
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _MessagesPartition:
+        partition = int(for_part)
+        messages, decoder, source = self._partitions[partition]
+        return _MessagesPartition(
+            messages,
+            partition,
+            source=source,
+            decoder=decoder,
+            batch_size=self._batch_size,
+            start=resume_state or 0,
+        )

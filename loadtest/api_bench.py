@@ -56,7 +56,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from revleak.loadtest import services
-from revleak.loadtest.figures import met, paragraph_lines, replace_section, whole
+from revleak.loadtest.figures import met, paragraph_lines, whole, write_section
 
 MODULE = "revleak.loadtest.api_bench"
 SECTION = "## API: apply under load"
@@ -777,11 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="revleak-api-bench-") as scratch:
             results = run(Path(scratch), plan=plan)
-    section = render_section(results)
-    document = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(replace_section(document, SECTION, section), encoding="utf-8")
-    print("\n".join(section))
+    write_section(args.output, SECTION, render_section(results))
     return 0
 
 

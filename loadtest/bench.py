@@ -14,7 +14,9 @@ c) state per open record: one :class:`~revleak.crm.records.RecordShard` fed N cr
    the shard's quality checks); (RSS after − RSS before) ÷ N;
 d) Kafka → flow → Alertmanager (:mod:`revleak.loadtest.kafka_bench`): the same stream
    replayed from a Kafka topic, and event → page latency of the live flow at steady rates;
-e) the API (:mod:`revleak.loadtest.api_bench`): latency of fix-pack applies at a steady rate.
+e) the API (:mod:`revleak.loadtest.api_bench`): latency of fix-pack applies at a steady rate;
+f) telemetry (:mod:`revleak.loadtest.telemetry_bench`): spans/s per worker through decode,
+   SLIs and root-cause analysis, and the time to analyse a window of 100k spans.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from revleak.crm import domains, records
 from revleak.crm.events import ChangeEvent, CrmObject, Op
-from revleak.loadtest import api_bench, crm_stream, kafka_bench
+from revleak.loadtest import api_bench, crm_stream, kafka_bench, telemetry_bench
 from revleak.loadtest.figures import met, whole
 from revleak.slo.loader import load_catalog
 
@@ -291,6 +293,7 @@ def run(
     scratch: Path,
     kafka: kafka_bench.Plan | None = None,
     api: api_bench.Plan | None = None,
+    telemetry: telemetry_bench.Plan | None = None,
 ) -> dict[str, Any]:
     events_file = scratch / "events.jsonl"
     _say(f"generating {sizes.events:,} events about {sizes.records:,} records")
@@ -340,6 +343,11 @@ def run(
         )
     if api is not None:
         optional["api"] = api_bench.run(scratch / "api", plan=api)
+    if telemetry is not None:
+        _say("telemetry: generating the chaos shop's spans, then decoding and replaying them")
+        folder = scratch / "telemetry"
+        folder.mkdir(parents=True, exist_ok=True)
+        optional["telemetry"] = telemetry_bench.run(folder, plan=telemetry)
     return {
         **optional,
         "lines": lines,
@@ -526,6 +534,11 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
             "",
             *(kafka_bench.render_section(results["kafka"]) if "kafka" in results else []),
             *(api_bench.render_section(results["api"]) if "api" in results else []),
+            *(
+                telemetry_bench.render_section(results["telemetry"])
+                if "telemetry" in results
+                else []
+            ),
             "## What bounds it",
             "",
             "Where the time and the memory go on this workload, measured with py-spy, and "
@@ -553,6 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-kafka", action="store_true", help="skip Kafka → flow → Alertmanager (d)"
     )
     parser.add_argument("--no-api", action="store_true", help="skip the API's applies (e)")
+    parser.add_argument(
+        "--no-telemetry", action="store_true", help="skip the telemetry flow and analysis (f)"
+    )
     # Internal: one measurement in this (fresh) process.
     parser.add_argument("--child", choices=["replay", "state"], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -589,12 +605,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     kafka = None if args.no_kafka else kafka_bench.QUICK if args.quick else kafka_bench.FULL
     api = None if args.no_api else api_bench.QUICK if args.quick else api_bench.FULL
+    telemetry = (
+        None
+        if args.no_telemetry
+        else telemetry_bench.QUICK
+        if args.quick
+        else telemetry_bench.FULL
+    )
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        results = run(sizes, catalog=catalog, scratch=args.workdir, kafka=kafka, api=api)
+        results = run(
+            sizes, catalog=catalog, scratch=args.workdir, kafka=kafka, api=api, telemetry=telemetry
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="revleak-bench-") as scratch:
-            results = run(sizes, catalog=catalog, scratch=Path(scratch), kafka=kafka, api=api)
+            results = run(
+                sizes,
+                catalog=catalog,
+                scratch=Path(scratch),
+                kafka=kafka,
+                api=api,
+                telemetry=telemetry,
+            )
     text = render(results, sizes, command=command)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

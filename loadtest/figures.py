@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 
 def whole(value: float) -> str:
@@ -38,3 +39,12 @@ def replace_section(document: str, heading: str, section: list[str]) -> str:
         )
         lines[anchor:anchor] = section
     return "\n".join(lines) + "\n"
+
+
+def write_section(output: Path, heading: str, section: list[str]) -> None:
+    """Put ``section`` under ``heading`` in the report at ``output`` (created when missing),
+    and print it."""
+    document = output.read_text(encoding="utf-8") if output.exists() else ""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(replace_section(document, heading, section), encoding="utf-8")
+    print("\n".join(section))

@@ -54,7 +54,7 @@ from confluent_kafka import Producer
 from revleak.connectors import kafka
 from revleak.connectors.messages import Decoded, Decoder, Position
 from revleak.loadtest import crm_stream, services
-from revleak.loadtest.figures import met, paragraph_lines, replace_section, whole
+from revleak.loadtest.figures import met, paragraph_lines, whole, write_section
 from revleak.paging import Page
 from revleak.timefmt import format_timestamp
 
@@ -336,7 +336,7 @@ def _child_live(
 
     targets: dict[str, Target | None] = {
         ALERTS: KafkaAlertLog(brokers, settings.alerts_topic),
-        DEAD_LETTERS: KafkaDeadLetters(brokers, settings.dlq_topic, topic),
+        DEAD_LETTERS: KafkaDeadLetters(brokers, settings.dlq_topic, source.layout()),
         PAGES: AlertmanagerPages(
             alertmanager_url,
             resend_interval_s=settings.resend_interval_s,
@@ -958,11 +958,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="revleak-kafka-bench-") as scratch:
             results = measure(Path(scratch))
-    section = render_section(results)
-    document = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(replace_section(document, SECTION, section), encoding="utf-8")
-    print("\n".join(section))
+    write_section(args.output, SECTION, render_section(results))
     return 0
 
 

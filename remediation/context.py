@@ -24,6 +24,8 @@ class LiveStateReader(Protocol):
 
     def incident(self) -> dict[str, Any] | None: ...
 
+    def root_causes(self) -> dict[str, dict[str, Any]]: ...
+
 
 class NotFoundError(LookupError):
     """No such incident, run, pack or post-mortem."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -165,6 +165,8 @@ class IncidentBook:
             )
             change = "detected"
         changed = self._fold_alerts(session, incident, alerts, now)
+        if self._explain(session, incident, firing, actor) and change != "detected":
+            change = "explained"
         if changed and change != "detected":
             shared.record(
                 session,
@@ -184,6 +186,47 @@ class IncidentBook:
                 incident.severity = worst_row.severity
             incident.summary = worst_row.annotations.get("summary", incident.summary)
         return incident.id, change, not still_firing
+
+    def _explain(
+        self,
+        session: Session,
+        incident: IncidentRow,
+        firing: Sequence[WebhookAlert],
+        actor: str,
+    ) -> bool:
+        """Take a telemetry page's root cause (annotations from ``cause`` on) into the
+        incident, where fix packs are chosen from; audited when it appears or changes.
+        Whether it did."""
+        explained = next((a.annotations for a in firing if "cause" in a.annotations), {})
+        cause = root_cause_annotations(explained)
+        if not cause or all(incident.annotations.get(k) == v for k, v in cause.items()):
+            return False
+        incident.annotations = {**incident.annotations, **cause}
+        self._shared.record(
+            session,
+            incident,
+            actor=actor,
+            action="incident.explained",
+            detail=cause.get("root_cause", cause["cause"]),
+            payload={"root_cause": cause},
+        )
+        return True
+
+    def annotations(self, row: IncidentRow) -> dict[str, str]:
+        """The incident's annotations, with the root cause the live state holds for its
+        SLO when no notification has carried one yet (Alertmanager does not notify again
+        when only an alert's annotations change)."""
+        if "cause" in row.annotations or self._shared.live is None:
+            return dict(row.annotations)
+        try:
+            record = self._shared.live.root_causes().get(row.slo)
+        except Exception:  # an unreachable live store leaves the incident as it is
+            logger.warning("live state unavailable", exc_info=True)
+            return dict(row.annotations)
+        candidates = record.get("candidates") if record else None
+        if not candidates:
+            return dict(row.annotations)
+        return {**row.annotations, **root_cause_annotations(candidates[0])}
 
     def _fold_alerts(
         self,
@@ -218,6 +261,9 @@ class IncidentBook:
                 row.ends_at = ends_at
                 row.updated_at = now
                 changed.append((alert.fingerprint, alert.status))
+            elif row.annotations != alert.annotations:
+                row.annotations = dict(alert.annotations)  # e.g. a root cause found since
+                row.updated_at = now
         session.flush()
         return changed
 
@@ -262,7 +308,7 @@ class IncidentBook:
         return IncidentDetail(
             **summary.model_dump(),
             labels=row.labels,
-            annotations=row.annotations,
+            annotations=self.annotations(row),
             alerts=tuple(_alert_view(alert) for alert in alerts),
             burn_windows=tuple(_burn_windows(alerts)),
             live=self.live_view(row.slo),
@@ -487,6 +533,27 @@ def _impact_usd(annotations: dict[str, Any]) -> float | None:
 def _impact_users(annotations: dict[str, Any]) -> int | None:
     users = _number(annotations.get("users_affected"))
     return int(users) if users is not None else None
+
+
+ROOT_CAUSE_KEYS = (
+    "cause",
+    "cause_service",
+    "cause_operation",
+    "cause_attribute",
+    "cause_value",
+    "root_cause",
+    "root_cause_confidence",
+    "previous_version",
+    "flag",
+    "memory_limit_target",
+)
+
+
+def root_cause_annotations(source: Mapping[str, Any]) -> dict[str, str]:
+    """The root-cause entries of a page's annotations (or of a root-cause candidate)."""
+    if "cause" not in source:
+        return {}
+    return {key: str(source[key]) for key in ROOT_CAUSE_KEYS if source.get(key) is not None}
 
 
 def _root_cause(row: IncidentRow, blast: Sequence[BlastRecord]) -> str:

@@ -112,10 +112,12 @@ class RunBook:
         with self._shared.readers() as session:
             incident = self._incidents.get_row(session, incident_id)
             labels, slo, service = dict(incident.labels), incident.slo, incident.service
-            annotations = dict(incident.annotations)
+            annotations = self._incidents.annotations(incident)
             if not incident.open:
                 raise ConflictError(f"{incident_id} is resolved: nothing to fix")
-        pack = self._choose(pack_id, labels, incident_id)
+        # Labels name the alert; a telemetry page's root cause (``cause``…) is in its
+        # annotations, which a trigger may match where no label of that name exists.
+        pack = self._choose(pack_id, {**annotations, **labels}, incident_id)
         plan = self._plan(pack, incident_id, slo, service, labels, annotations, inputs or {})
         run_id = self._store_proposal(incident_id, pack, plan, dict(inputs or {}), actor)
         return self.detail(run_id)
@@ -251,6 +253,20 @@ class RunBook:
         )
         return run_id
 
+    def unproposed_explained(self) -> list[str]:
+        """Open incidents without any run whose root cause is known (from a later
+        notification or the live state): a fix pack may match them now."""
+        with self._shared.readers() as session:
+            incidents = session.scalars(
+                select(IncidentRow).where(
+                    IncidentRow.open,
+                    ~select(RunRow.number)
+                    .where(RunRow.incident_number == IncidentRow.number)
+                    .exists(),
+                )
+            ).all()
+            return [row.id for row in incidents if "cause" in self._incidents.annotations(row)]
+
     def refresh(self, *, actor: str = "revleak") -> None:
         """Re-plan every proposal nobody approved yet; a changed plan supersedes it."""
         with self._shared.readers() as session:
@@ -274,7 +290,7 @@ class RunBook:
         with self._shared.readers() as session:
             _, incident = self._run_and_incident(session, run_id)
             snapshot = (incident.id, incident.slo, incident.service, dict(incident.labels),
-                        dict(incident.annotations))  # fmt: skip
+                        self._incidents.annotations(incident))  # fmt: skip
         pack = self._choose(pack_id, snapshot[3], snapshot[0])
         plan = self._plan(pack, *snapshot, inputs)
         if plan_reach(plan.model_dump(mode="json")) != reach:

@@ -62,7 +62,14 @@ class Remediation:
             for incident_id, change in touched:
                 if change == "detected":
                     self._propose_quietly(incident_id)
+            if any(change == "explained" for _, change in touched):
+                self._propose_explained()
         return touched
+
+    def _propose_explained(self) -> None:
+        if self._auto_propose:
+            for incident_id in self.runs.unproposed_explained():
+                self._propose_quietly(incident_id)
 
     def _propose_quietly(self, incident_id: str) -> None:
         try:
@@ -83,7 +90,7 @@ class Remediation:
 
     def tick(self) -> None:
         """Refresh open proposals and observe runs under verification (never raises)."""
-        for step in (self.runs.refresh, self.runs.verify_due):
+        for step in (self._propose_explained, self.runs.refresh, self.runs.verify_due):
             try:
                 step()
             except Exception:

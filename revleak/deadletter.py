@@ -18,6 +18,9 @@ INVALID_HEADER = "invalid_header"
 UNKNOWN_FORMAT = "unknown_format"
 UNKNOWN_ENTITY = "unknown_entity"  # a CRM object the source's field mapping does not map
 GAP = "gap"  # Salesforce lost changes: the records must be re-read from the CRM
+MALFORMED_OTLP = "malformed_otlp"  # neither OTLP/protobuf nor OTLP/JSON
+INVALID_SPAN = "invalid_span"  # bad ids or times; the message's other spans are used
+INVALID_METRIC = "invalid_metric"  # no time or no finite value; the other points are used
 REASONS = (
     MALFORMED_JSON,
     NOT_AN_OBJECT,
@@ -29,6 +32,9 @@ REASONS = (
     UNKNOWN_FORMAT,
     UNKNOWN_ENTITY,
     GAP,
+    MALFORMED_OTLP,
+    INVALID_SPAN,
+    INVALID_METRIC,
 )
 
 

@@ -53,6 +53,8 @@ class Page:
     # Numbers every state the book decides, in order: a sink that restarts skips the
     # states Alertmanager already has a later one of.
     seq: int = 0
+    # Annotations that explain the page (a telemetry SLO's root cause), once found.
+    explanation: tuple[tuple[str, str], ...] = ()
 
     @property
     def firing(self) -> bool:
@@ -88,6 +90,13 @@ class PagerFeed(NamedTuple):
     watermark: int
 
 
+class Explanation(NamedTuple):
+    """The annotations that explain an SLO's current pages (its root cause)."""
+
+    slo: str
+    annotations: dict[str, str]
+
+
 @dataclass(slots=True)
 class _Rule:
     """Both evaluations' view of one rule, and what Alertmanager was last told."""
@@ -109,6 +118,21 @@ class AlertBook:
         self._early_watermark = -(1 << 62)
         self._next_seq = 1
         self.corrections = 0
+        self._explanations: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    def explain(self, slo: str, annotations: dict[str, str]) -> list[Page]:
+        """Attach ``annotations`` to the SLO's firing pages, and to those it fires until
+        all of them have resolved; the pages that change."""
+        explanation = tuple(sorted(annotations.items()))
+        self._explanations[slo] = explanation
+        changed: list[Page] = []
+        for key, rule in sorted(self._rules.items()):
+            shown = rule.shown
+            if key.slo == slo and shown is not None and shown.firing:
+                rule.shown = replace(shown, explanation=explanation, seq=self._next_seq)
+                self._next_seq += 1
+                changed.append(rule.shown)
+        return changed
 
     def receive(self, feed: PagerFeed) -> list[Page]:
         """Apply one feed; every change Alertmanager must be told, in order."""
@@ -172,6 +196,7 @@ class AlertBook:
                 blast_radius=wanted.blast_radius,
                 description=self._descriptions.get(key.slo, ""),
                 seq=self._next_seq,
+                explanation=self._explanations.get(key.slo, ()),
             )
         else:
             assert shown is not None
@@ -187,6 +212,14 @@ class AlertBook:
         self._next_seq += 1
         rule.shown = page
         changed.append(page)
+        if not page.firing and not self._fires(key.slo):
+            self._explanations.pop(key.slo, None)  # the next episode has its own cause
+
+    def _fires(self, slo: str) -> bool:
+        return any(
+            key.slo == slo and rule.shown is not None and rule.shown.firing
+            for key, rule in self._rules.items()
+        )
 
 
 def _key_of(transition: AlertTransition) -> RuleKey:

@@ -1,4 +1,4 @@
-"""Settings of the live flow: flags of ``revleak run crm`` or ``REVLEAK_*`` variables.
+"""Settings of the live flows: flags of ``revleak run crm|telemetry`` or ``REVLEAK_*``.
 
 A flag wins over the environment, which wins over the defaults below; for
 example ``REVLEAK_BROKERS=kafka:9092`` or ``--brokers kafka:9092``.
@@ -17,9 +17,14 @@ from revleak.timefmt import parse_duration
 class LiveSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REVLEAK_", extra="forbid")
 
-    slos: Path | None = Field(default=None, description="SLO file; the bundled CRM SLOs if unset")
+    slos: Path | None = Field(default=None, description="SLO file; the bundled SLOs if unset")
     brokers: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
     changes_topic: str = "crm.changes"
+    spans_topic: str = Field(default="otlp_spans", description="OTLP spans (telemetry flow)")
+    metrics_topic: str = Field(default="otlp_metrics", description="OTLP metrics (telemetry)")
+    root_causes_topic: str = Field(
+        default="revleak.root_causes", description="Root causes of telemetry pages"
+    )
     alerts_topic: str = "revleak.alerts"
     dlq_topic: str = "revleak.dlq"
     create_topics: bool = Field(

@@ -18,7 +18,8 @@ DAY_MS = 24 * HOUR_MS
 END_OF_TIME_MS = 1 << 62
 
 _UNITS_MS = {"d": DAY_MS, "h": HOUR_MS, "m": MINUTE_MS, "s": 1000}
-_DURATION = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
+_PARSED_UNITS_MS = {**_UNITS_MS, "ms": 1}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|[dhms])\s*$")
 
 
 def datetime_to_ms(moment: datetime) -> int:
@@ -50,16 +51,16 @@ def format_timestamp(ms: int) -> str:
 
 
 def parse_duration(text: str) -> int:
-    """A duration such as ``5m``, ``1h``, ``30d`` or ``90s`` in milliseconds.
+    """A duration such as ``5m``, ``1h``, ``30d``, ``90s`` or ``250ms`` in milliseconds.
 
     >>> parse_duration("6h")
     21600000
     """
     match = _DURATION.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a duration like 5m, 1h, 7d or 90s")
+        raise ValueError(f"{text!r} is not a duration like 5m, 1h, 7d, 90s or 250ms")
     amount, unit = match.groups()
-    value = int(amount) * _UNITS_MS[unit]
+    value = int(amount) * _PARSED_UNITS_MS[unit]
     if value <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
     return value

@@ -24,6 +24,7 @@ from revleak.crm.pipeline import (
     PAGER,
     PAGER_FEED,
     PAGES,
+    ROOT_CAUSES,
     TIMELINE,
     DecodedBatch,
     FlowConfig,
@@ -37,6 +38,7 @@ from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.incident import LiveUpdate, TimelineEntry
 from revleak.slo.loader import load_catalog
+from revleak.telemetry.explain import RootCause
 from revleak.timefmt import format_timestamp
 
 
@@ -49,9 +51,12 @@ class FlowOutputs:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     pages: list[Page] = field(default_factory=list)
     live: list[LiveUpdate] = field(default_factory=list)
+    root_causes: list[RootCause] = field(default_factory=list)
 
     def collect(self, destination: Hashable, item: Any) -> None:
-        if destination == PAGES:
+        if destination == ROOT_CAUSES:
+            self.root_causes.append(item)
+        elif destination == PAGES:
             self.pages.extend(item)
         elif destination == LIVE:
             self.live.append(item)

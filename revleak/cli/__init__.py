@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from prometheus_client import disable_created_metrics
 
-from revleak.cli import api, audit, demo, replay, run, slo, story
+from revleak.cli import api, audit, chaos, demo, replay, run, slo, story
 
 app = typer.Typer(
     name="revleak",
@@ -21,6 +21,7 @@ app.command("replay")(replay.replay_command)
 app.command("demo")(demo.demo_command)
 app.command("story")(story.story_command)
 app.command("api")(api.api_command)
+app.command("chaos")(chaos.chaos_command)
 
 
 def main() -> None:

@@ -13,49 +13,65 @@ from rich.console import Console
 
 from revleak.settings import LiveSettings
 
+# Options both flows take (each is also a REVLEAK_* variable).
+Brokers = Annotated[str | None, typer.Option(help="Kafka bootstrap servers")]
+AlertsTopic = Annotated[str | None, typer.Option(help="Topic of the alert log")]
+DlqTopic = Annotated[str | None, typer.Option(help="Topic of dead letters")]
+SloFile = Annotated[Path | None, typer.Option(help="SLO file", exists=True)]
+Lateness = Annotated[str | None, typer.Option(help="e.g. 60s")]
+IdleTimeout = Annotated[float | None, typer.Option(help="Idle partition timeout")]
+AlertmanagerUrl = Annotated[str | None, typer.Option(help="Alertmanager base URL")]
+ResendInterval = Annotated[float | None, typer.Option(help="Re-send firing pages")]
+RedisUrl = Annotated[str | None, typer.Option(help="Redis URL for live state")]
+MetricsPort = Annotated[int | None, typer.Option(help="Serve /metrics on this port")]
+MetricsHost = Annotated[str | None, typer.Option(help="Address of /metrics")]
+RecoveryDir = Annotated[Path | None, typer.Option(help="Bytewax recovery database")]
+Workers = Annotated[int | None, typer.Option(help="Workers in this process")]
+EarlyPages = Annotated[
+    bool | None, typer.Option("--early-pages/--no-early-pages", help="Page on arrival")
+]
+ProcessId = Annotated[
+    int | None, typer.Option("-i", "--process-id", help="This process in a cluster")
+]
+Addresses = Annotated[
+    str | None,
+    typer.Option("-a", "--addresses", help="host:port of every process, ';'-separated"),
+]
+
 app = typer.Typer(no_args_is_help=True, help="Run a live flow until stopped.")
 
 
 @app.command("crm")
 def crm_command(
-    brokers: Annotated[str | None, typer.Option(help="Kafka bootstrap servers")] = None,
+    brokers: Brokers = None,
     changes_topic: Annotated[str | None, typer.Option(help="Topic of CRM changes")] = None,
-    alerts_topic: Annotated[str | None, typer.Option(help="Topic of the alert log")] = None,
-    dlq_topic: Annotated[str | None, typer.Option(help="Topic of dead letters")] = None,
-    slos: Annotated[Path | None, typer.Option(help="SLO file", exists=True)] = None,
+    alerts_topic: AlertsTopic = None,
+    dlq_topic: DlqTopic = None,
+    slos: SloFile = None,
     input_format: Annotated[
         str | None, typer.Option("--format", help="generic, salesforce, hubspot or auto")
     ] = None,
     mapping: Annotated[
         list[Path] | None, typer.Option(help="Vendor field mapping (YAML)", exists=True)
     ] = None,
-    allowed_lateness: Annotated[str | None, typer.Option(help="e.g. 60s")] = None,
-    idle_timeout_s: Annotated[float | None, typer.Option(help="Idle partition timeout")] = None,
-    alertmanager_url: Annotated[str | None, typer.Option(help="Alertmanager base URL")] = None,
-    resend_interval_s: Annotated[float | None, typer.Option(help="Re-send firing pages")] = None,
-    early_pages: Annotated[
-        bool | None, typer.Option("--early-pages/--no-early-pages", help="Page on arrival")
-    ] = None,
-    redis_url: Annotated[str | None, typer.Option(help="Redis URL for live state")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics on this port")] = None,
-    metrics_host: Annotated[str | None, typer.Option(help="Address of /metrics")] = None,
-    recovery_dir: Annotated[Path | None, typer.Option(help="Bytewax recovery database")] = None,
+    allowed_lateness: Lateness = None,
+    idle_timeout_s: IdleTimeout = None,
+    alertmanager_url: AlertmanagerUrl = None,
+    resend_interval_s: ResendInterval = None,
+    early_pages: EarlyPages = None,
+    redis_url: RedisUrl = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
+    recovery_dir: RecoveryDir = None,
     snapshot_interval_s: Annotated[
         float | None, typer.Option(help="Seconds between recovery snapshots")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Workers in this process")] = None,
+    workers: Workers = None,
     shards: Annotated[int | None, typer.Option(help="Record and domain shards")] = None,
-    process_id: Annotated[
-        int | None, typer.Option("-i", "--process-id", help="This process in a cluster")
-    ] = None,
-    addresses: Annotated[
-        str | None,
-        typer.Option("-a", "--addresses", help="host:port of every process, ';'-separated"),
-    ] = None,
+    process_id: ProcessId = None,
+    addresses: Addresses = None,
 ) -> None:
     """Consume CRM changes, page Alertmanager, keep live state, until stopped."""
-    from revleak.dataflows.live import run_live
-
     flags: dict[str, Any] = {
         "brokers": brokers,
         "changes_topic": changes_topic,
@@ -77,6 +93,63 @@ def crm_command(
         "workers": workers,
         "shards": shards,
     }
+    _run(flags, process_id, addresses, telemetry=False)
+
+
+@app.command("telemetry")
+def telemetry_command(
+    brokers: Brokers = None,
+    spans_topic: Annotated[str | None, typer.Option(help="Topic of OTLP spans")] = None,
+    metrics_topic: Annotated[str | None, typer.Option(help="Topic of OTLP metrics")] = None,
+    alerts_topic: AlertsTopic = None,
+    dlq_topic: DlqTopic = None,
+    root_causes_topic: Annotated[
+        str | None, typer.Option(help="Topic of the pages' root causes")
+    ] = None,
+    slos: SloFile = None,
+    allowed_lateness: Lateness = None,
+    idle_timeout_s: IdleTimeout = None,
+    alertmanager_url: AlertmanagerUrl = None,
+    resend_interval_s: ResendInterval = None,
+    early_pages: EarlyPages = None,
+    redis_url: RedisUrl = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
+    recovery_dir: RecoveryDir = None,
+    workers: Workers = None,
+    shards: Annotated[int | None, typer.Option(help="Trace and metric-series shards")] = None,
+    process_id: ProcessId = None,
+    addresses: Addresses = None,
+) -> None:
+    """Consume OTLP spans and metrics, page Alertmanager with root causes, until stopped."""
+    flags: dict[str, Any] = {
+        "brokers": brokers,
+        "spans_topic": spans_topic,
+        "metrics_topic": metrics_topic,
+        "alerts_topic": alerts_topic,
+        "dlq_topic": dlq_topic,
+        "root_causes_topic": root_causes_topic,
+        "slos": slos,
+        "allowed_lateness": allowed_lateness,
+        "idle_timeout_s": idle_timeout_s,
+        "alertmanager_url": alertmanager_url,
+        "resend_interval_s": resend_interval_s,
+        "early_pages": early_pages,
+        "redis_url": redis_url,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "recovery_dir": recovery_dir,
+        "workers": workers,
+        "shards": shards,
+    }
+    _run(flags, process_id, addresses, telemetry=True)
+
+
+def _run(
+    flags: dict[str, Any], process_id: int | None, addresses: str | None, *, telemetry: bool
+) -> None:
+    from revleak.dataflows.live import run_live
+
     try:
         settings = LiveSettings(**{name: flag for name, flag in flags.items() if flag is not None})
     except ValidationError as error:
@@ -92,6 +165,7 @@ def crm_command(
             settings,
             process_id=process_id,
             addresses=addresses.split(";") if addresses else None,
+            telemetry=telemetry,
         )
     except KeyboardInterrupt:
         pass

@@ -33,14 +33,19 @@ from revleak.crm.records import RecordShard
 from revleak.deadletter import DeadLetter
 from revleak.observe import NullObserver, Observer
 from revleak.ordering import NEVER, OrderedMerge, Tick, TickWriter
-from revleak.paging import EARLY, FINAL, AlertBook, Page, PagerFeed
+from revleak.paging import EARLY, FINAL, AlertBook, Explanation, Page, PagerFeed
 from revleak.sli import LeakChange, SliEvent
+from revleak.slo.alerts import AlertTransition
 from revleak.slo.catalog import Indicator, SloCatalog
 from revleak.slo.evaluator import SloEvaluator
 from revleak.slo.incident import IncidentItem, IncidentTracker
+from revleak.telemetry.explain import Explainer
+from revleak.telemetry.model import MetricPoint, Span, TelemetryItem
+from revleak.telemetry.sli import ConversionCount, ConversionJudge, TelemetryShard, instance_of
 from revleak.timefmt import END_OF_TIME_MS, format_timestamp
 
 T = TypeVar("T")
+InputItem = ChangeEvent | TelemetryItem
 
 INPUT = "input"
 RECORDS = "records"
@@ -48,12 +53,14 @@ DOMAINS = "domains"
 SLO = "slo"
 INCIDENT = "incident"
 PAGER = "pager"
+ANALYSIS = "analysis"
 ALERTS = "out:alerts"
 TIMELINE = "out:timeline"
 DEAD_LETTERS = "out:dead_letters"
 PAGER_FEED = "out:pager_feed"  # both lanes' transitions, for the pager stage
 PAGES = "out:pages"  # what Alertmanager must be told
 LIVE = "out:live"  # blast radius and incident summary for live views
+ROOT_CAUSES = "out:root_causes"  # the ranked causes of each telemetry page
 EARLY_LANE = "early:"
 
 
@@ -92,9 +99,20 @@ class FlowConfig:
     def speculative(self) -> bool:
         return self.lane == EARLY_LANE
 
-    def record_key(self, event: ChangeEvent) -> str:
-        shard = stable_shard(event.object.value + ":" + event.record_id, self.shards)
-        return f"{self.lane}{RECORDS}/{shard}"
+    @property
+    def reads_telemetry(self) -> bool:
+        """A telemetry flow (spans and metric points) rather than a CRM one."""
+        return bool(self.catalog.telemetry_slos)
+
+    def record_key(self, event: InputItem) -> str:
+        # A trace's spans, and an instance's metric points, meet in one shard.
+        if isinstance(event, Span):
+            routing = event.trace_id
+        elif isinstance(event, MetricPoint):
+            routing = f"{event.service}/{instance_of(event)}"
+        else:
+            routing = event.object.value + ":" + event.record_id
+        return f"{self.lane}{RECORDS}/{stable_shard(routing, self.shards)}"
 
     def domain_key(self, routing_key: str) -> str:
         return f"{self.lane}{DOMAINS}/{stable_shard(routing_key, self.shards)}"
@@ -108,6 +126,11 @@ class FlowConfig:
     @property
     def incident_key(self) -> str:
         return f"{self.lane}{INCIDENT}"
+
+    @property
+    def analysis_keys(self) -> list[str]:
+        """Root-cause analysis: the final lane of a telemetry flow has it."""
+        return [ANALYSIS] if self.reads_telemetry and not self.speculative else []
 
     @property
     def record_keys(self) -> list[str]:
@@ -143,7 +166,7 @@ class DecodedBatch:
     """What the decoder made of one batch of one input partition, in input order."""
 
     partition: int
-    items: tuple[tuple[ChangeEvent, bytes] | DeadLetter, ...]
+    items: tuple[tuple[InputItem, bytes] | DeadLetter, ...]
     end: bool = False
     line_numbered: bool = True  # event offsets are line numbers (files), not topic offsets
     idle: bool = False  # live input: nothing arrived for the idle timeout (SEMANTICS.md §1)
@@ -185,11 +208,11 @@ class Sequencer(Stage):
         self._observer = observer
         self._max_time = NEVER
         self._watermark = NEVER
-        self._writer: TickWriter[ChangeEvent] = TickWriter(f"p{partition}", config.record_keys)
+        self._writer: TickWriter[InputItem] = TickWriter(f"p{partition}", config.record_keys)
 
     def receive(self, batch: DecodedBatch) -> list[Sent]:
         config, source = self._config, self._config.source
-        by_shard: dict[Hashable, list[ChangeEvent]] = defaultdict(list)
+        by_shard: dict[Hashable, list[InputItem]] = defaultdict(list)
         sent: list[Sent] = []
         accepted = 0
         dead = 0
@@ -230,7 +253,7 @@ class Sequencer(Stage):
         watermark = END_OF_TIME_MS if batch.end else self._watermark
         return sent + self._writer.write(watermark, by_shard, idle=batch.idle)
 
-    def _late(self, event: ChangeEvent, raw: bytes, batch: DecodedBatch) -> DeadLetter:
+    def _late(self, event: InputItem, raw: bytes, batch: DecodedBatch) -> DeadLetter:
         source = self._config.source
         self._observer.dead_letter(source, deadletter.LATE)
         self._observer.events(source, conventions.LATE, 1)
@@ -263,7 +286,9 @@ class _MergingStage(Stage, Generic[T]):
         raise NotImplementedError
 
 
-class RecordStage(_MergingStage[ChangeEvent]):
+class RecordStage(_MergingStage[InputItem]):
+    """One shard of the records (CRM) or of the traces and metric series (telemetry)."""
+
     def __init__(self, config: FlowConfig, key: str, observer: Observer) -> None:
         senders = [f"p{partition}" for partition in range(config.partitions)]
         super().__init__(
@@ -272,19 +297,22 @@ class RecordStage(_MergingStage[ChangeEvent]):
         self._config = config
         self._key = key
         self._observer = observer
-        self._shard = RecordShard(config.catalog)
+        catalog = config.catalog
+        self._shard: RecordShard | TelemetryShard = (
+            TelemetryShard(catalog) if config.reads_telemetry else RecordShard(catalog)
+        )
         self._writer: TickWriter[Any] = TickWriter(
-            key, [*config.domain_keys, *config.timed_slo_keys]
+            key, [*config.domain_keys, *config.timed_slo_keys, *config.analysis_keys]
         )
 
-    def receive(self, tick: Tick[ChangeEvent]) -> list[Sent]:
+    def receive(self, tick: Tick[InputItem]) -> list[Sent]:
         sent = super().receive(tick)
         late = self._merge.take_late()
         if late and not self._config.speculative:
             sent.extend(self._late_after_idle(late))
         return sent
 
-    def _late_after_idle(self, events: list[ChangeEvent]) -> list[Sent]:
+    def _late_after_idle(self, events: list[InputItem]) -> list[Sent]:
         """Events of a partition that resumed after the watermark moved on without it.
 
         Only the sequencer holds original bytes; these dead letters point at the
@@ -312,8 +340,10 @@ class RecordStage(_MergingStage[ChangeEvent]):
         self._observer.events(source, conventions.LATE, len(events))
         return sent
 
-    def _advance(self, items: list[ChangeEvent], watermark: int) -> list[Sent]:
-        output = self._shard.advance(items, watermark)
+    def _advance(self, items: list[InputItem], watermark: int) -> list[Sent]:
+        if isinstance(self._shard, TelemetryShard):
+            return self._advance_telemetry(self._shard, items, watermark)  # type: ignore[arg-type]
+        output = self._shard.advance(items, watermark)  # type: ignore[arg-type]
         self._observer.record_state(self._key, self._shard.open_records, self._shard.closed_records)
         config = self._config
         by_destination: dict[Hashable, list[Any]] = defaultdict(list)
@@ -324,6 +354,22 @@ class RecordStage(_MergingStage[ChangeEvent]):
         for check in output.checks:
             for routing_key, half in domains.routes(check):
                 by_destination[config.domain_key(routing_key)].append((check, half))
+        return self._writer.write(watermark, by_destination)
+
+    def _advance_telemetry(
+        self, shard: TelemetryShard, items: list[TelemetryItem], watermark: int
+    ) -> list[Sent]:
+        output = shard.advance(items, watermark)
+        self._observer.record_state(self._key, shard.open_records, shard.closed_records)
+        slo_key = self._config.slo_key
+        by_destination: dict[Hashable, list[Any]] = defaultdict(list)
+        for event in output.sli_events:
+            by_destination[slo_key(event.slo)].append(event)
+        for count in output.conversions:
+            by_destination[slo_key(count.slo)].append(count)
+        for key in self._config.analysis_keys:
+            if items:
+                by_destination[key].extend(items)
         return self._writer.write(watermark, by_destination)
 
 
@@ -358,13 +404,20 @@ class SloStage(_MergingStage[Any]):
         super().__init__(OrderedMerge(senders, time_of=_item_time, order_of=order))
         self._slo = slo
         self._observer = observer
+        self._conversion = ConversionJudge(slo) if slo.indicator is Indicator.CONVERSION else None
         budget = config.catalog.budget_usd(slo) if slo.is_revenue else None
         self._evaluator = SloEvaluator(slo, budget)
         self._incident = config.incident_key
         self._writer: TickWriter[IncidentItem] = TickWriter(key, [self._incident])
 
     def _advance(self, items: list[Any], watermark: int) -> list[Sent]:
-        inputs = self._settle_quality(items) if self._quality else items
+        inputs: list[Any]
+        if self._quality:
+            inputs = self._settle_quality(items)
+        elif self._conversion is not None:
+            inputs = self._conversion.judge([i for i in items if isinstance(i, ConversionCount)])
+        else:
+            inputs = items
         output = self._evaluator.advance(inputs, watermark)
         events = [item for item in inputs if isinstance(item, SliEvent)]
         if events:
@@ -412,6 +465,7 @@ class IncidentStage(_MergingStage[IncidentItem]):
         self._tracker = IncidentTracker(config.catalog)
         self._observer = observer
         self._feeds = 0  # numbers the pager feeds, which the pager applies in order
+        self._analysis: TickWriter[Any] = TickWriter(config.incident_key, config.analysis_keys)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -431,8 +485,40 @@ class IncidentStage(_MergingStage[IncidentItem]):
         self._observer.incident_snapshot(self._tracker.snapshot(detail=watermark >= END_OF_TIME_MS))
         sent.extend((ALERTS, transition) for transition in output.alerts)
         sent.extend((TIMELINE, entry) for entry in output.timeline)
+        if config.analysis_keys:
+            sent.extend(self._analysis.write(watermark, {ANALYSIS: list(output.alerts)}))
         if config.live_view:
             sent.append((LIVE, self._tracker.live_update(output.alerts)))
+        return sent
+
+
+class AnalysisStage(_MergingStage[Any]):
+    """Root causes: every shard's spans and metric points, and the incident's alert
+    transitions, merged in event time, so a page is explained with every span up to the
+    moment it fired. The explanation goes to the pager (annotations of the page) and out."""
+
+    def __init__(self, config: FlowConfig) -> None:
+        senders = [*config.record_keys, config.incident_key]
+        super().__init__(OrderedMerge(senders, time_of=_analysis_time, order_of=_analysis_order))
+        self._explainer = Explainer(config.catalog)
+        self._paging = config.paging
+
+    def _advance(self, items: list[Any], watermark: int) -> list[Sent]:
+        sent: list[Sent] = []
+        telemetry: list[TelemetryItem] = []
+        for item in items:
+            if isinstance(item, AlertTransition):
+                self._explainer.add(telemetry)
+                telemetry = []
+                cause = self._explainer.transition(item)
+                if cause is not None:
+                    sent.append((ROOT_CAUSES, cause))
+                    if self._paging:
+                        sent.append((PAGER_FEED, Explanation(cause.slo, cause.annotations())))
+            else:
+                telemetry.append(item)
+        self._explainer.add(telemetry)
+        self._explainer.forget_before(watermark)
         return sent
 
 
@@ -446,7 +532,10 @@ class PagerStage(Stage):
         self._next: dict[str, int] = {EARLY: 0, FINAL: 0}
         self._waiting: dict[tuple[str, int], PagerFeed] = {}
 
-    def receive(self, feed: PagerFeed) -> list[Sent]:
+    def receive(self, feed: PagerFeed | Explanation) -> list[Sent]:
+        if isinstance(feed, Explanation):
+            explained = self._book.explain(feed.slo, feed.annotations)
+            return [(PAGES, tuple(explained))] if explained else []
         self._waiting[(feed.lane, feed.seq)] = feed
         corrections = self._book.corrections
         changed: list[Page] = []
@@ -479,6 +568,8 @@ def build_stage(config: FlowConfig, key: str, observer: Observer | None = None) 
         return SloStage(config, key, observer)
     if kind_key == INCIDENT:
         return IncidentStage(config, observer)
+    if kind_key == ANALYSIS:
+        return AnalysisStage(config)
     raise ValueError(f"no stage owns {key!r}")
 
 
@@ -495,11 +586,11 @@ def is_output(destination: Hashable) -> bool:
     return isinstance(destination, str) and destination.startswith("out:")
 
 
-def _event_time(event: ChangeEvent) -> int:
+def _event_time(event: InputItem) -> int:
     return event.ts
 
 
-def _event_order(event: ChangeEvent) -> tuple[int, int, int, int]:
+def _event_order(event: InputItem) -> tuple[int, int, int, int]:
     return event.order
 
 
@@ -510,6 +601,17 @@ def _request_time(request: tuple[QualityCheck, Half]) -> int:
 def _request_order(request: tuple[QualityCheck, Half]) -> tuple[int, int, int, int, int]:
     check, half = request
     return (*check.order, 0 if half is Half.LEAVE else 1)
+
+
+def _analysis_time(item: Any) -> int:
+    return int(item.at) if isinstance(item, AlertTransition) else int(item.ts)
+
+
+def _analysis_order(item: Any) -> tuple[int, int, Any]:
+    # At one time, spans first: a page is explained with the spans of its own millisecond.
+    if isinstance(item, AlertTransition):
+        return (item.at, 1, item.order)
+    return (item.ts, 0, item.order)
 
 
 def _item_time(item: Any) -> int:

@@ -7,22 +7,31 @@ These are plain immutable values derived from the YAML documents in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 
-from revleak.timefmt import format_duration
+from revleak.timefmt import HOUR_MS, format_duration
 
 PICOS_PER_USD = 10**12
 
 
 class Indicator(StrEnum):
-    """The CRM SLI generators that SEMANTICS.md §2 defines."""
+    """The SLI generators that SEMANTICS.md §2 defines: CRM and telemetry."""
 
     LEAD_RESPONSE = "crm.lead_response"
     DEAL_VELOCITY = "crm.deal_velocity"
     NEXT_STEP_HYGIENE = "crm.next_step_hygiene"
     DATA_QUALITY = "crm.data_quality"
+    AVAILABILITY = "otel.availability"
+    LATENCY = "otel.latency"
+    SATURATION = "otel.saturation"
+    CONVERSION = "otel.conversion"
+
+    @property
+    def is_telemetry(self) -> bool:
+        return self.value.startswith("otel.")
 
 
 class Rule(StrEnum):
@@ -44,6 +53,10 @@ INDICATOR_RULES: dict[Indicator, tuple[Rule, ...]] = {
         Rule.DUPLICATE_SUSPECT,
         Rule.ROUTING_MISMATCH,
     ),
+    Indicator.AVAILABILITY: (),
+    Indicator.LATENCY: (),
+    Indicator.SATURATION: (),
+    Indicator.CONVERSION: (),
 }
 TIMED_INDICATORS = frozenset(
     {Indicator.LEAD_RESPONSE, Indicator.DEAL_VELOCITY, Indicator.NEXT_STEP_HYGIENE}
@@ -84,6 +97,47 @@ class RuleImpact:
 
 
 @dataclass(frozen=True, slots=True)
+class SpanMatcher:
+    """Spans whose service and name match these patterns (``None`` matches any)."""
+
+    service: re.Pattern[str] | None = None
+    name: re.Pattern[str] | None = None
+
+    def matches(self, service: str, name: str) -> bool:
+        return (self.service is None or self.service.fullmatch(service) is not None) and (
+            self.name is None or self.name.search(name) is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyOverride:
+    matcher: SpanMatcher
+    threshold_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """How a telemetry SLO reads spans and metric points (SEMANTICS.md §2)."""
+
+    services: re.Pattern[str] | None = None  # the services it watches; None: all
+    latency_overrides: tuple[LatencyOverride, ...] = ()
+    saturation_ratio: Fraction = Fraction(9, 10)
+    usage_metric: str = "process.memory.usage"
+    limit_metric: str = "process.memory.limit"
+    oom_metric: str = "process.oom_kills"
+    conversion_start: SpanMatcher = SpanMatcher()
+    conversion_done: SpanMatcher = SpanMatcher()
+    conversion_objective: Fraction = Fraction(4, 5)
+    baseline_window_ms: int = HOUR_MS
+    initial_baseline: Fraction | None = None
+    min_baseline_starts: int = 50
+    analysis_baseline_ms: int = HOUR_MS
+
+    def watches(self, service: str) -> bool:
+        return self.services is None or self.services.fullmatch(service) is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Slo:
     name: str
     display_name: str
@@ -97,10 +151,21 @@ class Slo:
     threshold_ms: int | None = None
     budget_share: Fraction | None = None
     min_events: int = 0
+    telemetry: TelemetrySettings | None = None
 
     @property
     def is_revenue(self) -> bool:
         return self.budget_share is not None
+
+    def latency_threshold_ms(self, service: str, operation: str) -> int:
+        """The latency threshold of a server span: the first override that matches, else
+        the SLO's threshold."""
+        assert self.threshold_ms is not None
+        if self.telemetry is not None:
+            for override in self.telemetry.latency_overrides:
+                if override.matcher.matches(service, operation):
+                    return override.threshold_ms
+        return self.threshold_ms
 
     def impact(self, rule: Rule) -> RuleImpact:
         for candidate in self.rules:
@@ -130,7 +195,7 @@ class RevenueModel:
 
 @dataclass(frozen=True, slots=True)
 class SloCatalog:
-    """Everything a CRM flow needs: the SLOs, in file order, and the revenue model."""
+    """Everything a flow needs: the SLOs, in file order, and the revenue model."""
 
     slos: tuple[Slo, ...]
     revenue: RevenueModel
@@ -156,3 +221,11 @@ class SloCatalog:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(slo.name for slo in self.slos)
+
+    @property
+    def telemetry_slos(self) -> tuple[Slo, ...]:
+        return tuple(slo for slo in self.slos if slo.indicator.is_telemetry)
+
+    @property
+    def crm_slos(self) -> tuple[Slo, ...]:
+        return tuple(slo for slo in self.slos if not slo.indicator.is_telemetry)

@@ -7,6 +7,7 @@ reported together, and warnings are kept apart from errors.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,17 +23,22 @@ from revleak.slo.catalog import (
     TIMED_INDICATORS,
     AlertRule,
     Indicator,
+    LatencyOverride,
     RevenueModel,
     Rule,
     RuleImpact,
     Slo,
     SloCatalog,
+    SpanMatcher,
+    TelemetrySettings,
 )
 from revleak.slo.spec import (
     AlertPolicyDocument,
     Document,
     RevenueBudgetDocument,
     SloDocument,
+    SpanMatcherSpec,
+    TelemetryExtension,
 )
 from revleak.timefmt import DAY_MS, format_duration
 from revleak.yamlpaths import dotted_path, locate
@@ -156,6 +162,8 @@ class _CatalogBuilder:
                 self._error(node, ("kind",), "a second RevenueBudget document: a file has one")
             return None
         if not self.budgets:
+            if not self._has_crm_slo():
+                return _NO_REVENUE
             if not any(kind == "RevenueBudget" for kind, _ in self._invalid):
                 self._error(None, (), "needs a RevenueBudget document (none found)")
             return None
@@ -173,6 +181,9 @@ class _CatalogBuilder:
             closed_stages=frozenset(stage.strip().casefold() for stage in spec.closed_stages),
             free_mail_domains=frozenset(d.strip().casefold() for d in spec.free_mail_domains),
         )
+
+    def _has_crm_slo(self) -> bool:
+        return any(not document.spec.indicator.spec.type.is_telemetry for document, _ in self.slos)
 
     def _slo(self, document: SloDocument, node: yaml.Node) -> Slo | None:
         spec = document.spec
@@ -216,6 +227,18 @@ class _CatalogBuilder:
                 self._error(
                     node, ("spec", "revleak", "rules"), f"{rule_id} is listed {count} times"
                 )
+        if indicator.is_telemetry:
+            self._check_telemetry(document, node)
+        elif extension.telemetry is not None:
+            self._error(
+                node,
+                ("spec", "revleak", "telemetry"),
+                f"{indicator.value} reads CRM changes and takes no telemetry settings",
+            )
+        elif not extension.rules:
+            self._error(
+                node, ("spec", "revleak", "rules"), f"{indicator.value} needs at least one rule"
+            )
         if indicator in TIMED_INDICATORS:
             if extension.threshold is None:
                 self._error(
@@ -225,11 +248,11 @@ class _CatalogBuilder:
                 )
             if allowed[0] not in rule_ids:
                 self._error(node, ("spec", "revleak", "rules"), f"must configure {allowed[0]}")
-        elif extension.threshold is not None:
+        elif extension.threshold is not None and indicator is not Indicator.LATENCY:
             self._error(
                 node,
                 ("spec", "revleak", "threshold"),
-                f"{indicator.value} is checked at each change and takes no threshold",
+                f"{indicator.value} takes no threshold",
             )
 
         alert_rules: list[AlertRule] = []
@@ -285,7 +308,39 @@ class _CatalogBuilder:
             threshold_ms=extension.threshold,
             budget_share=extension.budget_share,
             min_events=extension.min_events,
+            telemetry=(
+                _telemetry_settings(extension.telemetry or TelemetryExtension())
+                if indicator.is_telemetry
+                else None
+            ),
         )
+
+    def _check_telemetry(self, document: SloDocument, node: yaml.Node) -> None:
+        indicator = document.spec.indicator.spec.type
+        extension = document.spec.revleak
+        where = ("spec", "revleak")
+        if extension.rules:
+            self._error(node, (*where, "rules"), f"{indicator.value} raises no CRM leak rules")
+        if extension.budget_share is not None:
+            self._error(
+                node, (*where, "budgetShare"), f"{indicator.value} has no revenue budget share"
+            )
+        if indicator is Indicator.LATENCY and extension.threshold is None:
+            self._error(node, where, "otel.latency needs a threshold (e.g. 500ms)")
+        telemetry = extension.telemetry
+        if indicator is Indicator.CONVERSION and (
+            telemetry is None or telemetry.start is None or telemetry.done is None
+        ):
+            self._error(
+                node,
+                (*where, "telemetry"),
+                "otel.conversion needs telemetry.start and telemetry.done (the spans that "
+                "start and complete the journey)",
+            )
+        if telemetry is not None and telemetry.overrides and indicator is not Indicator.LATENCY:
+            self._error(
+                node, (*where, "telemetry", "overrides"), "only otel.latency takes overrides"
+            )
 
     def _cross_checks(self, slos: list[Slo]) -> None:
         first: dict[str, yaml.Node] = {}
@@ -301,6 +356,8 @@ class _CatalogBuilder:
                 first[name] = node
         seen: dict[Indicator, str] = {}
         for slo in slos:
+            if slo.indicator.is_telemetry:
+                continue  # several telemetry SLOs may watch different services
             if slo.indicator in seen:
                 self._error(
                     None,
@@ -332,6 +389,47 @@ class _CatalogBuilder:
             return Problem(self.file, None, dotted_path(path), message)
         where = f"{self._labels.get(id(node), '')} {dotted_path(path)}".strip()
         return Problem(self.file, _line_of(node, path), where, message)
+
+
+# A telemetry-only file has no revenue budget: consumption stays 0.
+_NO_REVENUE = RevenueModel(
+    monthly_budget_usd=Fraction(50_000),
+    average_deal_size_usd=Fraction(15_000),
+    win_probability={"new": Fraction(1, 10)},
+    unknown_stage_probability=Fraction(1, 10),
+    closed_stages=frozenset(),
+    free_mail_domains=frozenset(),
+)
+
+
+def _telemetry_settings(spec: TelemetryExtension) -> TelemetrySettings:
+    return TelemetrySettings(
+        services=_compiled(spec.services),
+        latency_overrides=tuple(
+            LatencyOverride(_matcher(override), override.threshold) for override in spec.overrides
+        ),
+        saturation_ratio=spec.ratio,
+        usage_metric=spec.usage_metric,
+        limit_metric=spec.limit_metric,
+        oom_metric=spec.oom_metric,
+        conversion_start=_matcher(spec.start),
+        conversion_done=_matcher(spec.done),
+        conversion_objective=spec.objective,
+        baseline_window_ms=spec.baseline_window,
+        initial_baseline=spec.initial_baseline,
+        min_baseline_starts=spec.min_baseline_starts,
+        analysis_baseline_ms=spec.analysis_baseline,
+    )
+
+
+def _matcher(spec: SpanMatcherSpec | None) -> SpanMatcher:
+    if spec is None:
+        return SpanMatcher()
+    return SpanMatcher(service=_compiled(spec.service), name=_compiled(spec.name))
+
+
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern is not None else None
 
 
 def _name_of(raw: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ A file holds several YAML documents, each with ``apiVersion``, ``kind``,
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Annotated, Any, Literal
@@ -140,11 +141,68 @@ class RuleSpec(_Model):
         return self
 
 
+def _pattern(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression")
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"{value!r} is not a regular expression: {error}") from None
+    return value
+
+
+Pattern = Annotated[str | None, BeforeValidator(_pattern)]
+
+
+class SpanMatcherSpec(_Model):
+    service: Pattern = Field(default=None, description="Service name (whole-name regex).")
+    name: Pattern = Field(default=None, description="Span name (regex found anywhere in it).")
+
+
+class LatencyOverrideSpec(SpanMatcherSpec):
+    threshold: Duration
+
+
+class TelemetryExtension(_Model):
+    """How a telemetry SLO reads spans and metric points (see docs/telemetry.md)."""
+
+    services: Pattern = Field(default=None, description="Services watched (regex); all if unset.")
+    overrides: list[LatencyOverrideSpec] = Field(
+        default_factory=list, description="Latency thresholds per service/operation."
+    )
+    ratio: Exact = Field(default=Fraction(9, 10), description="Memory ÷ limit above this is bad.")
+    usage_metric: str = "process.memory.usage"
+    limit_metric: str = "process.memory.limit"
+    oom_metric: str = "process.oom_kills"
+    start: SpanMatcherSpec | None = Field(default=None, description="Spans that start the CUJ.")
+    done: SpanMatcherSpec | None = Field(default=None, description="Spans that complete it.")
+    objective: Exact = Field(
+        default=Fraction(4, 5), description="A minute is bad below objective × baseline."
+    )
+    baseline_window: Duration = Field(default=3_600_000)
+    initial_baseline: Exact | None = None
+    min_baseline_starts: int = Field(default=50, ge=1)
+    analysis_baseline: Duration = Field(
+        default=3_600_000,
+        description="Traces before the firing window that root-cause analysis compares it with.",
+    )
+
+    @field_validator("ratio", "objective", "initial_baseline")
+    @classmethod
+    def _share_of_one(cls, value: Fraction | None) -> Fraction | None:
+        if value is not None and not 0 < value <= 1:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+
 class RevleakExtension(_Model):
     threshold: Duration | None = None
-    rules: list[RuleSpec] = Field(min_length=1)
+    rules: list[RuleSpec] = Field(default_factory=list)
     budget_share: Exact | None = None
     min_events: int = Field(default=0, ge=0)
+    telemetry: TelemetryExtension | None = None
 
     @field_validator("budget_share")
     @classmethod

@@ -35,9 +35,13 @@ class LiveState:
     def __init__(self) -> None:
         self.blast: dict[str, list[BlastRecord]] = {}
         self.summary: dict[str, Any] = {}
+        self.causes: dict[str, dict[str, Any]] = {}
 
     def blast_radius(self, slo: str, limit: int | None = None) -> list[BlastRecord]:
         return self.blast.get(slo, [])[:limit]
+
+    def root_causes(self) -> dict[str, dict[str, Any]]:
+        return self.causes
 
     def incident(self) -> dict[str, Any] | None:
         return self.summary or None

@@ -349,7 +349,14 @@ def test_plain_text_is_not_a_document() -> None:
 def test_an_empty_file_defines_nothing() -> None:
     messages = [problem.message for problem in problems_of("")]
     assert any("defines no SLO" in message for message in messages)
-    assert any("RevenueBudget" in message for message in messages)
+
+
+def test_crm_slos_need_a_revenue_budget() -> None:
+    without_budget = "---\n".join(
+        part for part in DEFAULT_TEXT.split("---\n") if "kind: RevenueBudget" not in part
+    )
+    messages = [problem.message for problem in problems_of(without_budget)]
+    assert any("needs a RevenueBudget document" in message for message in messages)
 
 
 def test_two_revenue_budgets_are_refused() -> None:

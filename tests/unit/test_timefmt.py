@@ -124,6 +124,7 @@ def test_the_end_of_time_is_beyond_any_real_event_time() -> None:
         ("30d", 30 * DAY_MS),
         (" 6h ", 6 * HOUR_MS),
         ("7 d", 7 * DAY_MS),
+        ("250ms", 250),
     ],
 )
 def test_parse_duration_of_valid_text(text: str, ms: int) -> None:
@@ -132,7 +133,7 @@ def test_parse_duration_of_valid_text(text: str, ms: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "5", "m", "5x", "1.5h", "-5m", "5M", "1w", "5m5s", "h1"])
 def test_parse_duration_rejects_malformed_text_with_an_example_of_the_format(text: str) -> None:
-    with pytest.raises(ValueError, match=r"is not a duration like 5m, 1h, 7d or 90s") as caught:
+    with pytest.raises(ValueError, match=r"is not a duration like 5m, 1h, .* or 250ms") as caught:
         parse_duration(text)
     assert repr(text) in str(caught.value)
 
