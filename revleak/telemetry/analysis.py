@@ -46,19 +46,18 @@ name the operation).
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from itertools import compress
 from operator import itemgetter
 from typing import NamedTuple
 
+from revleak.gcpause import cyclic_gc_paused
 from revleak.telemetry.model import Attributes, MetricPoint, Span
 from revleak.telemetry.sli import is_request
 from revleak.telemetry.traces import (
@@ -231,7 +230,7 @@ def analyse(
     limit: int = 10,
 ) -> list[Candidate]:
     """The ``limit`` best root-cause candidates of the window, best first."""
-    with _cycle_collection_paused():
+    with cyclic_gc_paused():
         features = _FeatureIndex()
         now = _Sample(assemble(window), bad_trace, features)
         before = _Sample(assemble(baseline), bad_trace, features)
@@ -249,20 +248,6 @@ def analyse(
         ]
     candidates.sort(key=lambda candidate: candidate.rank_key)
     return candidates[: max(limit, 0)]
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Analysis allocates about a million small containers that live until it returns; the
-    cyclic collector would rescan every one of them again and again, for nothing to free
-    (a third of the time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Sample:
