@@ -62,6 +62,7 @@ PAGES = "out:pages"  # what Alertmanager must be told
 LIVE = "out:live"  # blast radius and incident summary for live views
 ROOT_CAUSES = "out:root_causes"  # the ranked causes of each telemetry page
 EARLY_LANE = "early:"
+LISTED_LATE = 10  # late items a message's dead letter names (it counts them all)
 
 
 def stable_shard(key: str, shards: int) -> int:
@@ -217,6 +218,7 @@ class Sequencer(Stage):
         accepted = 0
         dead = 0
         speculative = config.speculative
+        late_in_message: dict[int, tuple[bytes, list[TelemetryItem]]] = {}
         for item in batch.items:
             if not isinstance(item, tuple):  # a plain-class check: pydantic's is an ABC lookup
                 if speculative:
@@ -228,7 +230,10 @@ class Sequencer(Stage):
             event, raw = item
             if event.ts < self._watermark:
                 if not speculative:
-                    sent.append((DEAD_LETTERS, self._late(event, raw, batch)))
+                    if isinstance(event, ChangeEvent):
+                        sent.append((DEAD_LETTERS, self._late(event, raw, batch)))
+                    else:
+                        late_in_message.setdefault(event.offset, (raw, []))[1].append(event)
                     continue
                 if event.ts < self._watermark - 1:
                     continue  # out of order: the final lane sees it in its place
@@ -240,6 +245,10 @@ class Sequencer(Stage):
             if event.ts > self._max_time:
                 self._max_time = event.ts
                 self._watermark = event.ts - config.allowed_lateness_ms
+        sent.extend(
+            (DEAD_LETTERS, self._late_items(items, raw, batch))
+            for raw, items in late_in_message.values()
+        )
         if dead:
             self._observer.events(source, conventions.DEAD_LETTER, dead)
         if accepted:
@@ -268,6 +277,38 @@ class Sequencer(Stage):
             line=event.offset if batch.line_numbered else None,
             offset=None if batch.line_numbered else event.offset,
         )
+
+
+    def _late_items(
+        self, items: list[TelemetryItem], raw: bytes, batch: DecodedBatch
+    ) -> DeadLetter:
+        """One dead letter for the late spans or points of one message: a batch of
+        thousands carries its bytes once, not once per item."""
+        source = self._config.source
+        self._observer.dead_letter(source, deadletter.LATE)
+        self._observer.events(source, conventions.LATE, len(items))
+        listed = ", ".join(
+            f"{_item_name(item)} at {format_timestamp(item.ts)}" for item in items[:LISTED_LATE]
+        )
+        more = f" and {len(items) - LISTED_LATE} more" if len(items) > LISTED_LATE else ""
+        first = min(item.ts for item in items)
+        return DeadLetter.of(
+            source=source,
+            reason=deadletter.LATE,
+            detail=f"{len(items)} of the message's items are behind the watermark "
+            f"{format_timestamp(self._watermark)}: {listed}{more}",
+            partition=items[0].partition,
+            raw=raw,
+            event_time=format_timestamp(first),
+            line=items[0].offset if batch.line_numbered else None,
+            offset=None if batch.line_numbered else items[0].offset,
+        )
+
+
+def _item_name(item: TelemetryItem) -> str:
+    if isinstance(item, Span):
+        return f"span {item.span_id} ({item.service} {item.name})"
+    return f"point {item.metric} ({item.service})"
 
 
 class _MergingStage(Stage, Generic[T]):

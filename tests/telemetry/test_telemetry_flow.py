@@ -15,7 +15,7 @@ import pytest
 from harness import FlowOutputs, run_pipeline
 from telemetrykit import T0, request
 
-from revleak.crm.pipeline import DecodedBatch, FlowConfig
+from revleak.crm.pipeline import DEAD_LETTERS, DecodedBatch, FlowConfig, build_stage
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.loader import load_catalog
 from revleak.telemetry.model import Span
@@ -120,3 +120,25 @@ def test_alerts_and_root_causes_do_not_depend_on_shards_or_delivery_order(
     other = run_pipeline(config, [batches(journeys(7), size)], seed=seed)
     assert [a.record() for a in other.alerts] == [a.record() for a in outputs.alerts]
     assert [c.record() for c in other.root_causes] == [c.record() for c in outputs.root_causes]
+
+
+def test_late_spans_of_one_message_make_one_dead_letter_with_its_bytes_once(
+    catalog: SloCatalog,
+) -> None:
+    config = FlowConfig(catalog=catalog, shards=2, source="otlp_spans")
+    sequencer = build_stage(config, config.input_key(0))
+    message = b"one OTLP message"
+    spans = [
+        request(T0 + 120_000, 1)._replace(offset=7),
+        request(T0 + 1_000, 2)._replace(offset=7),
+        request(T0 + 2_000, 3)._replace(offset=7),
+    ]
+    sent = sequencer.receive(
+        DecodedBatch(0, tuple((span, message) for span in spans), line_numbered=False)
+    )
+    [letter] = [item for destination, item in sent if destination == DEAD_LETTERS]
+    assert letter.reason == "late"
+    assert letter.offset == 7
+    assert letter.original_bytes() == message
+    assert letter.detail.startswith("2 of the message's items are behind the watermark")
+    assert f"span {spans[1].span_id} (cart POST /cart)" in letter.detail
