@@ -77,6 +77,19 @@ class PrometheusObserver:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
             registry=registry,
         )
+        self._requests = Counter(
+            names.REQUESTS,
+            "Telemetry requests (server, consumer and root spans) by service and outcome "
+            "(ok, error, slow: over its latency threshold)",
+            [names.SERVICE, names.OUTCOME],
+            registry=registry,
+        )
+        self._root_causes = Counter(
+            names.ROOT_CAUSES,
+            "Root-cause analyses of telemetry pages by SLO and top cause",
+            [names.SLO, names.CAUSE, names.SERVICE],
+            registry=registry,
+        )
         registry.register(_SnapshotCollector(self))
         # Known series exist from the start (at 0) and in a fixed order, whichever
         # worker thread reports first.
@@ -121,6 +134,12 @@ class PrometheusObserver:
 
     def alert_corrections(self, count: int) -> None:
         self._corrections.inc(count)
+
+    def requests(self, service: str, outcome: str, count: int) -> None:
+        self._requests.labels(service, outcome).inc(count)
+
+    def root_cause(self, slo: str, cause: str, service: str) -> None:
+        self._root_causes.labels(slo, cause, service).inc()
 
     def pages_delivered(self, pages: Sequence[Page], wall_time_s: float) -> None:
         """Called by the Alertmanager sender; meaningful when event time is wall time."""

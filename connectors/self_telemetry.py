@@ -222,3 +222,9 @@ class TelemetryObserver:
     def alert_corrections(self, count: int) -> None:
         self._inner.alert_corrections(count)
         self._alert_corrections.add(count)
+
+    def requests(self, service: str, outcome: str, count: int) -> None:
+        self._inner.requests(service, outcome, count)
+
+    def root_cause(self, slo: str, cause: str, service: str) -> None:
+        self._inner.root_cause(slo, cause, service)

@@ -10,6 +10,8 @@ LATE_EVENTS = "revleak_late_events"
 DEAD_LETTERS = "revleak_dead_letter"
 ALERT_CORRECTIONS = "revleak_alert_corrections"
 EVENT_TO_PAGE = "revleak_event_to_page_seconds"  # a histogram
+REQUESTS = "revleak_requests"  # telemetry: requests (server spans) by service and outcome
+ROOT_CAUSES = "revleak_root_causes"  # telemetry: root-cause analyses by SLO, cause, service
 
 # Gauges read from the latest snapshot at scrape time.
 BURN_RATE = "revleak_slo_burn_rate"
@@ -30,6 +32,8 @@ WINDOW = "window"
 SEVERITY = "severity"
 SOURCE = "source"
 REASON = "reason"
+SERVICE = "service"
+CAUSE = "cause"
 
 GOOD = "good"
 BAD = "bad"
@@ -39,3 +43,7 @@ ACCEPTED = "accepted"
 LATE = "late"
 DEAD_LETTER = "dead_letter"
 EVENT_OUTCOMES = (ACCEPTED, LATE, DEAD_LETTER)
+# Outcomes of a telemetry request: succeeded in time, failed, or succeeded too slowly.
+OK = "ok"
+ERROR = "error"
+SLOW = "slow"

@@ -32,6 +32,10 @@ class Observer(Protocol):
 
     def alert_corrections(self, count: int) -> None: ...
 
+    def requests(self, service: str, outcome: str, count: int) -> None: ...
+
+    def root_cause(self, slo: str, cause: str, service: str) -> None: ...
+
 
 class NullObserver:
     def events(self, source: str, outcome: str, count: int) -> None:
@@ -56,4 +60,10 @@ class NullObserver:
         pass
 
     def alert_corrections(self, count: int) -> None:
+        pass
+
+    def requests(self, service: str, outcome: str, count: int) -> None:
+        pass
+
+    def root_cause(self, slo: str, cause: str, service: str) -> None:
         pass

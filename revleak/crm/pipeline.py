@@ -402,6 +402,9 @@ class RecordStage(_MergingStage[InputItem]):
     ) -> list[Sent]:
         output = shard.advance(items, watermark)
         self._observer.record_state(self._key, shard.open_records, shard.closed_records)
+        if not self._config.speculative:
+            for (service, outcome), requests in output.requests.items():
+                self._observer.requests(service, outcome, requests)
         slo_key = self._config.slo_key
         by_destination: dict[Hashable, list[Any]] = defaultdict(list)
         for event in output.sli_events:
@@ -538,11 +541,12 @@ class AnalysisStage(_MergingStage[Any]):
     transitions, merged in event time, so a page is explained with every span up to the
     moment it fired. The explanation goes to the pager (annotations of the page) and out."""
 
-    def __init__(self, config: FlowConfig) -> None:
+    def __init__(self, config: FlowConfig, observer: Observer) -> None:
         senders = [*config.record_keys, config.incident_key]
         super().__init__(OrderedMerge(senders, time_of=_analysis_time, order_of=_analysis_order))
         self._explainer = Explainer(config.catalog)
         self._paging = config.paging
+        self._observer = observer
 
     def _advance(self, items: list[Any], watermark: int) -> list[Sent]:
         sent: list[Sent] = []
@@ -554,6 +558,10 @@ class AnalysisStage(_MergingStage[Any]):
                 cause = self._explainer.transition(item)
                 if cause is not None:
                     sent.append((ROOT_CAUSES, cause))
+                    top = cause.annotations()
+                    self._observer.root_cause(
+                        cause.slo, top.get("cause", "unknown"), top.get("cause_service", "")
+                    )
                     if self._paging:
                         sent.append((PAGER_FEED, Explanation(cause.slo, cause.annotations())))
             else:
@@ -610,7 +618,7 @@ def build_stage(config: FlowConfig, key: str, observer: Observer | None = None) 
     if kind_key == INCIDENT:
         return IncidentStage(config, observer)
     if kind_key == ANALYSIS:
-        return AnalysisStage(config)
+        return AnalysisStage(config, observer)
     raise ValueError(f"no stage owns {key!r}")
 
 

@@ -16,11 +16,12 @@ Per-minute events are stamped at the minute's last millisecond, in its own bucke
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+from revleak.conventions import ERROR, OK, SLOW
 from revleak.sli import SliEvent
 from revleak.slo.catalog import Indicator, Slo, SloCatalog, TelemetrySettings
 from revleak.telemetry.model import MetricPoint, Span, SpanKind, TelemetryItem
@@ -83,6 +84,9 @@ ROUTES_REMEMBERED = 1 << 14
 class ShardOutput:
     sli_events: list[SliEvent] = field(default_factory=list)
     conversions: list[ConversionCount] = field(default_factory=list)
+    # Requests per (service, outcome): ok, error, or slow (over the first latency SLO's
+    # threshold), for per-service rate, errors and duration.
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class TelemetryShard:
@@ -129,9 +133,16 @@ class TelemetryShard:
         if route is None:
             route = self._route(span.service, span.name)
         events = output.sli_events
+        outcome = ERROR if span.error else OK
         for slo, threshold_ns in route.requests:
-            good = not span.error if threshold_ns is None else span.duration_ns <= threshold_ns
+            if threshold_ns is None:
+                good = not span.error
+            else:
+                good = span.duration_ns <= threshold_ns
+                if not good and outcome == OK:
+                    outcome = SLOW
             events.append(SliEvent(slo, span.ts, good, 0, span.span_id))
+        output.requests[(span.service, outcome)] += 1
         for slo, starts, completes in route.journeys:
             done = completes and not span.error
             if starts or done:

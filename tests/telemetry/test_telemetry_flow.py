@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from harness import FlowOutputs, run_pipeline
+from prometheus_client import CollectorRegistry
 from telemetrykit import T0, request
 
+from revleak.connectors.metrics import PrometheusObserver
 from revleak.crm.pipeline import DEAD_LETTERS, DecodedBatch, FlowConfig, build_stage
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.loader import load_catalog
@@ -142,3 +144,28 @@ def test_late_spans_of_one_message_make_one_dead_letter_with_its_bytes_once(
     assert letter.original_bytes() == message
     assert letter.detail.startswith("2 of the message's items are behind the watermark")
     assert f"span {spans[1].span_id} (cart POST /cart)" in letter.detail
+
+
+def test_requests_and_root_causes_are_counted_per_service(catalog: SloCatalog) -> None:
+    registry = CollectorRegistry()
+    observer = PrometheusObserver(registry, slos=catalog.names, sources=["otlp_spans"])
+    config = FlowConfig(catalog=catalog, shards=2, paging=True, source="otlp_spans")
+    run_pipeline(config, [batches(journeys(7), 2000)], observer=observer)
+
+    def value(name: str, **labels: str) -> float:
+        found = registry.get_sample_value(name, labels)
+        return found if found is not None else 0.0
+
+    requests = MINUTES * JOURNEYS
+    total = sum(
+        value("revleak_requests_total", service="payment", outcome=outcome)
+        for outcome in ("ok", "error", "slow")
+    )
+    assert total == requests
+    failed = value("revleak_requests_total", service="payment", outcome="error")
+    assert 0.2 * (MINUTES - FAULT_AT) * JOURNEYS < failed < 0.5 * (MINUTES - FAULT_AT) * JOURNEYS
+    assert value("revleak_requests_total", service="cart", outcome="slow") == 0
+    assert (
+        value("revleak_root_causes_total", slo="availability", cause="version", service="payment")
+        >= 1
+    )
