@@ -101,6 +101,19 @@ def decode_metrics(raw: bytes, position: Position) -> TelemetryDecoded[MetricPoi
     return _decode(raw, position, _METRICS)
 
 
+_METRICS_KEY = re.compile(rb'"resource_?[mM]etrics"\s*:')
+
+
+def decode_json_line(
+    raw: bytes, position: Position
+) -> TelemetryDecoded[Span] | TelemetryDecoded[MetricPoint]:
+    """One line of an OTLP/JSON file, traces or metrics (the Collector's file exporter
+    writes both kinds into one file, one message a line): told apart by their top key."""
+    if _METRICS_KEY.search(raw[:256]):
+        return decode_metrics(raw, position)
+    return decode_spans(raw, position)
+
+
 class _MalformedError(Exception):
     """The message is not OTLP."""
 

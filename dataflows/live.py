@@ -31,7 +31,6 @@ from revleak.connectors import kafka
 from revleak.connectors.formats import Format, decoder_for
 from revleak.connectors.mapping import load_mapping
 from revleak.connectors.metrics import PrometheusObserver
-from revleak.connectors.otlp import decode_metrics, decode_spans
 from revleak.connectors.self_telemetry import (
     FLOW_SERVICE_NAME,
     SelfTelemetry,
@@ -50,6 +49,7 @@ from revleak.dataflows.live_sinks import (
     RootCauseLog,
 )
 from revleak.dataflows.sinks import OutputSink, Target
+from revleak.dataflows.telemetry import otlp_topics
 from revleak.observe import NullObserver, Observer
 from revleak.settings import LiveSettings
 from revleak.slo.catalog import SloCatalog
@@ -157,10 +157,7 @@ def _crm_inputs(settings: LiveSettings) -> list[TopicInput]:
 
 
 def _telemetry_inputs(settings: LiveSettings) -> list[TopicInput]:
-    return [
-        TopicInput(settings.spans_topic, decode_spans, "otlp_spans"),
-        TopicInput(settings.metrics_topic, decode_metrics, "otlp_metrics"),
-    ]
+    return otlp_topics(settings.spans_topic, settings.metrics_topic)
 
 
 def run_live(

@@ -18,7 +18,7 @@ from typing_extensions import override
 
 from revleak.connectors.csv_import import read_funnel
 from revleak.connectors.formats import decode_generic
-from revleak.connectors.messages import Decoder, Position
+from revleak.connectors.messages import Position
 from revleak.crm.pipeline import DecodedBatch
 from revleak.dataflows.kafka_source import MessageDecoder
 
@@ -33,7 +33,7 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
         partition: int,
         *,
         source: str,
-        decoder: Decoder,
+        decoder: MessageDecoder,
         batch_size: int,
         resume: ResumeState | None,
         progress: Progress | None,
@@ -59,11 +59,9 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
                 break
             self._line += 1
             raw = line.rstrip(b"\r\n")
-            events, dead_letters = self._decoder(
-                raw, Position(self._source, self._partition, self._line)
-            )
-            items.extend(dead_letters)
-            items.extend((event, raw) for event in events)
+            decoded = self._decoder(raw, Position(self._source, self._partition, self._line))
+            items.extend(decoded[1])
+            items.extend((event, raw) for event in decoded[0])
         read_to = self._file.tell()
         if self._progress is not None:
             self._progress(read_to - self._offset)
@@ -78,14 +76,15 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
 
 
 class ChangeLogSource(FixedPartitionedSource[DecodedBatch, ResumeState]):
-    """CRM messages, one per line (generic JSON by default); one partition per file."""
+    """Messages, one per line (generic JSON CRM changes by default, or OTLP/JSON with
+    :func:`~revleak.connectors.otlp.decode_json_line`); one partition per file."""
 
     def __init__(
         self,
         paths: Sequence[str | Path],
         *,
         source: str = "crm",
-        decoder: Decoder = decode_generic,
+        decoder: MessageDecoder = decode_generic,
         batch_size: int = 2000,
         progress: Progress | None = None,
     ) -> None:
