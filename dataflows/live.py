@@ -108,7 +108,9 @@ def live_flow(
         batch_size=settings.batch_size,
     )
     targets: dict[str, Target | None] = {
-        ALERTS: KafkaAlertLog(brokers, settings.alerts_topic),
+        ALERTS: KafkaAlertLog(
+            brokers, settings.alerts_topic, restarted=has_recovery_state(settings)
+        ),
         DEAD_LETTERS: KafkaDeadLetters(brokers, settings.dlq_topic, source.layout()),
         PAGES: None,
         LIVE: None,
@@ -191,12 +193,18 @@ def run_live(
             self_telemetry.shutdown()
 
 
+def has_recovery_state(settings: LiveSettings) -> bool:
+    """Whether the flow resumes the recovery folder of an earlier run."""
+    folder = settings.recovery_dir
+    return folder is not None and folder.exists() and any(folder.glob("*.sqlite3"))
+
+
 def recovery_config(settings: LiveSettings, *, processes: int) -> Any:
     """The recovery database, created on first use with one partition per worker."""
     folder = settings.recovery_dir
     if folder is None:
         return None
-    if not folder.exists() or not any(folder.glob("*.sqlite3")):
+    if not has_recovery_state(settings):
         # Built aside and renamed into place: a crash while creating it must not leave a
         # half-made database that no restart can resume from.
         building = folder.with_name(f"{folder.name}.{os.getpid()}.building")

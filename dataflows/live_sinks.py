@@ -50,10 +50,17 @@ FLUSH_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True, slots=True)
 class KafkaAlertLog:
+    """``restarted``: the flow resumes a recovery folder of an earlier run. Without a
+    snapshot of this sink yet (killed before its first epoch ended), that run may still
+    have written records: the flow writes them again from the first, and they are skipped."""
+
     brokers: str
     topic: str
+    restarted: bool = False
 
     def open(self, resume: Any) -> StatefulSinkPartition[Any, Any]:
+        if resume is None and self.restarted:
+            resume = 0
         return _KafkaAlertLog(self.brokers, self.topic, resume)
 
 
