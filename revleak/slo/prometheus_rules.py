@@ -1,0 +1,347 @@
+"""Prometheus rules for revleak's SLOs, in the shape Sloth generates.
+
+The dataflows evaluate the burn-rate alerts themselves, over event time. These rules compute
+the same SLOs in Prometheus, over wall time, from the counters the flows export
+(``revleak_sli_events_total{slo,outcome}``), with Sloth's names, labels and alert structure
+(https://github.com/slok/sloth, v0.11 and later): dashboards and alerts written for Sloth work
+on them unchanged, and Prometheus' view can be compared with the flow's own.
+
+Per SLO, three groups:
+
+- ``sloth-slo-sli-recordings-<id>``: the SLI error ratio ``slo:sli_error:ratio_rate<window>``
+  for every window of the SLO's alert policy, and for the SLO period averaged from the
+  shortest window (as Sloth does, so that nothing reads 30 days of raw samples);
+- ``sloth-slo-meta-recordings-<id>``: objective, error budget, period, current and period
+  burn rate, budget remaining, ``sloth_slo_info``;
+- ``sloth-slo-alerts-<id>``: one page and one ticket alert, each the ``or`` of the policy's
+  rules of that severity, with the SLO's own windows and burn factors.
+
+Where revleak differs from Sloth the rules follow revleak: an alert policy may have any number
+of rules per severity, and an SLO's ``minEvents`` guards every rule with the event count of
+its long window (docs/semantics.md §4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import yaml
+
+from revleak import conventions as names
+from revleak.slo.catalog import AlertRule, Slo, SloCatalog
+from revleak.timefmt import DAY_MS
+
+ALERT_NAME = "SLOBurnRatePrometheus"
+SLI_ERROR = "slo:sli_error:ratio_rate"
+OBJECTIVE = "slo:objective:ratio"
+ERROR_BUDGET = "slo:error_budget:ratio"
+TIME_PERIOD_DAYS = "slo:time_period:days"
+CURRENT_BURN_RATE = "slo:current_burn_rate:ratio"
+PERIOD_BURN_RATE = "slo:period_burn_rate:ratio"
+PERIOD_BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
+SLO_INFO = "sloth_slo_info"
+
+SLOTH_ID = "sloth_id"
+SLOTH_SERVICE = "sloth_service"
+SLOTH_SLO = "sloth_slo"
+SLOTH_WINDOW = "sloth_window"
+SLOTH_SEVERITY = "sloth_severity"
+
+SEVERITIES = ("page", "ticket")
+_EVENTS = f"{names.SLI_EVENTS}_total"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRule:
+    record: str
+    expr: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingRule:
+    alert: str
+    expr: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleGroup:
+    name: str
+    rules: tuple[RecordingRule | AlertingRule, ...]
+
+
+def sloth_id(slo: Slo) -> str:
+    return f"{slo.service}-{slo.name}"
+
+
+def prometheus_duration(ms: int) -> str:
+    """A duration as Prometheus prints it (``5m``, ``1d``, ``1w``, ``1h30m``): Sloth names its
+    windows this way, so ``slo:sli_error:ratio_rate1w`` is the rule of a 7-day window."""
+    if ms <= 0:
+        raise ValueError(f"a window must be longer than 0 ms, got {ms}")
+    text = ""
+    # Weeks and years only when exact, as Prometheus does: 90d reads better than 12w6d.
+    for unit, size, exact in (
+        ("y", 365 * DAY_MS, True),
+        ("w", 7 * DAY_MS, True),
+        ("d", DAY_MS, False),
+        ("h", 3_600_000, False),
+        ("m", 60_000, False),
+        ("s", 1000, False),
+        ("ms", 1, False),
+    ):
+        if (exact and ms % size) or ms < size:
+            continue
+        text += f"{ms // size}{unit}"
+        ms %= size
+    return text
+
+
+def rule_groups(catalogs: Iterable[SloCatalog]) -> tuple[RuleGroup, ...]:
+    """The rule groups of every SLO of the catalogs, sorted by SLO name.
+
+    SLO names must be unique across the catalogs: they select the flows' counters."""
+    slos: dict[str, Slo] = {}
+    for catalog in catalogs:
+        for slo in catalog.slos:
+            if slo.name in slos:
+                raise ValueError(f"SLO {slo.name!r} is defined twice: its counters would mix")
+            slos[slo.name] = slo
+    return tuple(group for name in sorted(slos) for group in _slo_groups(slos[name]))
+
+
+def rules_document(groups: Sequence[RuleGroup]) -> dict[str, Any]:
+    """The rules file as plain data (``groups:`` of ``rules:``), labels sorted."""
+    return {
+        "groups": [
+            {"name": group.name, "rules": [_rule_data(rule) for rule in group.rules]}
+            for group in groups
+        ]
+    }
+
+
+def rules_yaml(catalogs: Iterable[SloCatalog], *, sources: Sequence[str]) -> str:
+    """The rules file for the catalogs read from ``sources`` (named in its header)."""
+    header = (
+        "# Prometheus rules for revleak's SLOs, in the shape Sloth generates: SLI error ratios\n"
+        "# slo:sli_error:ratio_rate<window>, SLO metadata and multi-window multi-burn-rate\n"
+        "# alerts, computed from the flows' revleak_sli_events_total counters\n"
+        "# (docs/prometheus.md).\n"
+        "#\n"
+        f"# Generated by `revleak slo export-prometheus {' '.join(sources)}`: do not edit,\n"
+        "# change the SLO files and generate it again.\n"
+    )
+    body = yaml.dump(
+        rules_document(rule_groups(catalogs)),
+        Dumper=LiteralBlockDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=1_000_000,
+    )
+    return header + body
+
+
+def _slo_groups(slo: Slo) -> tuple[RuleGroup, ...]:
+    identity = sloth_id(slo)
+    labels = _slo_labels(slo)
+    groups = [
+        RuleGroup(f"sloth-slo-sli-recordings-{identity}", _sli_rules(slo, labels)),
+        RuleGroup(f"sloth-slo-meta-recordings-{identity}", _meta_rules(slo, labels)),
+    ]
+    alerts = _alert_rules(slo)
+    if alerts:
+        groups.append(RuleGroup(f"sloth-slo-alerts-{identity}", alerts))
+    return tuple(groups)
+
+
+def _slo_labels(slo: Slo) -> dict[str, str]:
+    # Sloth's identity labels, plus revleak's own: `slo` joins the recorded ratios with the
+    # flow's gauges, and the alerts inherit `slo` and `service` like the flow's pages carry.
+    return {
+        SLOTH_ID: sloth_id(slo),
+        SLOTH_SERVICE: slo.service,
+        SLOTH_SLO: slo.name,
+        names.SLO: slo.name,
+        names.SERVICE: slo.service,
+    }
+
+
+def _identity_filter(slo: Slo) -> str:
+    # The selector Sloth writes: its identity labels, sorted, separated by ", ".
+    pairs = {SLOTH_ID: sloth_id(slo), SLOTH_SERVICE: slo.service, SLOTH_SLO: slo.name}
+    return "{" + ", ".join(f"{key}={_quoted(value)}" for key, value in pairs.items()) + "}"
+
+
+def _windows(slo: Slo) -> list[int]:
+    return sorted({ms for rule in slo.alert_rules for ms in (rule.short_ms, rule.long_ms)})
+
+
+def _sli_rules(slo: Slo, labels: Mapping[str, str]) -> tuple[RecordingRule, ...]:
+    windows = _windows(slo)
+    rules = [
+        RecordingRule(
+            f"{SLI_ERROR}{prometheus_duration(ms)}",
+            _error_ratio_expr(slo.name, prometheus_duration(ms)),
+            {**labels, SLOTH_WINDOW: prometheus_duration(ms)},
+        )
+        for ms in windows
+    ]
+    if slo.period_ms not in windows:
+        rules.append(_period_rule(slo, labels, shortest=windows[0]))
+    return tuple(rules)
+
+
+def _error_ratio_expr(slo_name: str, window: str) -> str:
+    bad = f"sum(rate({_events_selector(slo_name, names.BAD)}[{window}]))"
+    total = f"sum(rate({_events_selector(slo_name)}[{window}]))"
+    # bad ÷ total over the counters of every flow process; a window without SLI events has
+    # an error ratio of 0, as the flow reports it, where the bare division would give NaN.
+    return f"({bad})\n/\n({total} > 0)\nor\n({total} * 0)\n"
+
+
+def _events_selector(slo_name: str, outcome: str | None = None) -> str:
+    matchers = [f"{names.SLO}={_quoted(slo_name)}"]
+    if outcome is not None:
+        matchers.append(f"{names.OUTCOME}={_quoted(outcome)}")
+    return f"{_EVENTS}{{{','.join(matchers)}}}"
+
+
+def _period_rule(slo: Slo, labels: Mapping[str, str], *, shortest: int) -> RecordingRule:
+    period = prometheus_duration(slo.period_ms)
+    ratio = f"{SLI_ERROR}{prometheus_duration(shortest)}{_identity_filter(slo)}[{period}]"
+    # Sloth's statistically sound average of a ratio over the period: the sum of its samples
+    # over their count, both over the recorded short-window ratio.
+    return RecordingRule(
+        f"{SLI_ERROR}{period}",
+        f"sum_over_time({ratio})\n/ ignoring ({SLOTH_WINDOW})\ncount_over_time({ratio})\n",
+        {**labels, SLOTH_WINDOW: period},
+    )
+
+
+def _meta_rules(slo: Slo, labels: Mapping[str, str]) -> tuple[RecordingRule, ...]:
+    selector = _identity_filter(slo)
+    shortest = prometheus_duration(_windows(slo)[0])
+    period = prometheus_duration(slo.period_ms)
+
+    def burn_rate(window: str) -> str:
+        return (
+            f"{SLI_ERROR}{window}{selector}\n"
+            f"/ on({SLOTH_ID}, {SLOTH_SLO}, {SLOTH_SERVICE}) group_left\n"
+            f"{ERROR_BUDGET}{selector}\n"
+        )
+
+    info_labels = {
+        **labels,
+        "sloth_mode": "cli-gen-prom",
+        "sloth_objective": _number(slo.target * 100),
+        "sloth_spec": "revleak/v1",
+        "sloth_version": "revleak",
+    }
+    return (
+        RecordingRule(OBJECTIVE, f"vector({_number(slo.target)})", labels),
+        RecordingRule(ERROR_BUDGET, f"vector(1-{_number(slo.target)})", labels),
+        RecordingRule(
+            TIME_PERIOD_DAYS, f"vector({_number(Fraction(slo.period_ms, DAY_MS))})", labels
+        ),
+        RecordingRule(CURRENT_BURN_RATE, burn_rate(shortest), labels),
+        RecordingRule(PERIOD_BURN_RATE, burn_rate(period), labels),
+        RecordingRule(PERIOD_BUDGET_REMAINING, f"1 - {PERIOD_BURN_RATE}{selector}", labels),
+        RecordingRule(SLO_INFO, "vector(1)", info_labels),
+    )
+
+
+def _alert_rules(slo: Slo) -> tuple[AlertingRule, ...]:
+    alerts = []
+    for severity in SEVERITIES:
+        rules = [rule for rule in slo.alert_rules if rule.severity == severity]
+        if not rules:
+            continue
+        alerts.append(
+            AlertingRule(
+                ALERT_NAME,
+                "or\n".join(_rule_condition(slo, rule) for rule in rules),
+                # The labels of revleak's own pages; the sloth_* ones come with the recorded
+                # series. `slo` would too, but set here it makes every alert rule distinct by
+                # its own labels, as promtool's lint wants.
+                {
+                    names.SLO: slo.name,
+                    names.SERVICE: slo.service,
+                    names.SEVERITY: severity,
+                    SLOTH_SEVERITY: severity,
+                },
+                _annotations(slo, severity),
+            )
+        )
+    return tuple(alerts)
+
+
+def _rule_condition(slo: Slo, rule: AlertRule) -> str:
+    selector = _identity_filter(slo)
+    threshold = f"({_number(rule.factor)} * {_number(1 - slo.target)})"
+    lines = [
+        f"    max({SLI_ERROR}{prometheus_duration(window)}{selector} > {threshold})"
+        f" without ({SLOTH_WINDOW})"
+        for window in (rule.short_ms, rule.long_ms)
+    ]
+    condition = "\n    and\n".join(lines)
+    if slo.min_events:
+        # revleak's guard against paging on a handful of events in a quiet hour: the long
+        # window must hold minEvents SLI events (increase() extrapolates, so approximately).
+        events = f"sum(increase({_events_selector(slo.name)}[{prometheus_duration(rule.long_ms)}]))"
+        condition += f"\n    and on ()\n    {events} >= {slo.min_events}"
+    return f"(\n{condition}\n)\n"
+
+
+def _annotations(slo: Slo, severity: str) -> dict[str, str]:
+    service, name = f"{{{{$labels.{SLOTH_SERVICE}}}}}", f"{{{{$labels.{SLOTH_SLO}}}}}"
+    annotations = {
+        "summary": f"{service} {name} SLO error budget burn rate is over expected.",
+        "title": f"({severity}) {service} {name} SLO error budget burn rate is too fast.",
+    }
+    if slo.description:
+        annotations["description"] = slo.description
+    return annotations
+
+
+def _rule_data(rule: RecordingRule | AlertingRule) -> dict[str, Any]:
+    if isinstance(rule, RecordingRule):
+        return {
+            "record": rule.record,
+            "expr": rule.expr,
+            "labels": dict(sorted(rule.labels.items())),
+        }
+    return {
+        "alert": rule.alert,
+        "expr": rule.expr,
+        "labels": dict(sorted(rule.labels.items())),
+        "annotations": dict(sorted(rule.annotations.items())),
+    }
+
+
+def _number(value: Fraction) -> str:
+    """The shortest decimal text of a number (``14.4``, ``0.001``, ``6``)."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return repr(float(value))
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+class LiteralBlockDumper(yaml.SafeDumper):
+    """Writes multi-line text (PromQL) as literal blocks, as Prometheus' own rule files do."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+LiteralBlockDumper.add_representer(str, _represent_text)
