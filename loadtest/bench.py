@@ -16,7 +16,9 @@ d) Kafka → flow → Alertmanager (:mod:`revleak.loadtest.kafka_bench`): the sa
    replayed from a Kafka topic, and event → page latency of the live flow at steady rates;
 e) the API (:mod:`revleak.loadtest.api_bench`): latency of fix-pack applies at a steady rate;
 f) telemetry (:mod:`revleak.loadtest.telemetry_bench`): spans/s per worker through decode,
-   SLIs and root-cause analysis, and the time to analyse a window of 100k spans.
+   SLIs and root-cause analysis, and the time to analyse a window of 100k spans;
+g) head to head (:mod:`revleak.loadtest.head_to_head`): time to page of the flow's direct
+   pages against Prometheus evaluating the exported rules, on the same traffic.
 """
 
 from __future__ import annotations
@@ -45,7 +47,13 @@ from typing import TYPE_CHECKING, Any
 
 from revleak.crm import domains, records
 from revleak.crm.events import ChangeEvent, CrmObject, Op
-from revleak.loadtest import api_bench, crm_stream, kafka_bench, telemetry_bench
+from revleak.loadtest import (
+    api_bench,
+    crm_stream,
+    head_to_head,
+    kafka_bench,
+    telemetry_bench,
+)
 from revleak.loadtest.figures import met, whole
 from revleak.slo.loader import load_catalog
 
@@ -294,6 +302,7 @@ def run(
     kafka: kafka_bench.Plan | None = None,
     api: api_bench.Plan | None = None,
     telemetry: telemetry_bench.Plan | None = None,
+    race: head_to_head.Plan | None = None,
 ) -> dict[str, Any]:
     events_file = scratch / "events.jsonl"
     _say(f"generating {sizes.events:,} events about {sizes.records:,} records")
@@ -348,6 +357,11 @@ def run(
         folder = scratch / "telemetry"
         folder.mkdir(parents=True, exist_ok=True)
         optional["telemetry"] = telemetry_bench.run(folder, plan=telemetry)
+    if race is not None:
+        _say("head to head: the flow's pages against Prometheus' rules")
+        folder = scratch / "head-to-head"
+        folder.mkdir(parents=True, exist_ok=True)
+        optional["race"] = head_to_head.run(folder, plan=race)
     return {
         **optional,
         "lines": lines,
@@ -539,6 +553,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
                 if "telemetry" in results
                 else []
             ),
+            *(head_to_head.render_section(results["race"]) if "race" in results else []),
             "## What bounds it",
             "",
             "Where the time and the memory go on this workload, measured with py-spy, and "
@@ -548,7 +563,7 @@ def render(results: dict[str, Any], sizes: Sizes, *, command: str) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -P -m revleak.loadtest.bench",
         description="Benchmark the CRM flow and write docs/BENCHMARKS.md.",
@@ -569,6 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-telemetry", action="store_true", help="skip the telemetry flow and analysis (f)"
     )
+    parser.add_argument(
+        "--no-head-to-head", action="store_true", help="skip direct pages vs Prometheus (g)"
+    )
     # Internal: one measurement in this (fresh) process.
     parser.add_argument("--child", choices=["replay", "state"], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -576,6 +594,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alerts-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--domains", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     catalog = args.catalog or str(importlib.resources.files("revleak.slos").joinpath("crm.yaml"))
     defaults = QUICK if args.quick else FULL
@@ -612,21 +635,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quick
         else telemetry_bench.FULL
     )
+    race = None if args.no_head_to_head else head_to_head.FULL
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         results = run(
-            sizes, catalog=catalog, scratch=args.workdir, kafka=kafka, api=api, telemetry=telemetry
-        )
+            sizes, catalog=catalog, scratch=args.workdir, kafka=kafka, api=api,
+            telemetry=telemetry, race=race,
+        )  # fmt: skip
     else:
         with tempfile.TemporaryDirectory(prefix="revleak-bench-") as scratch:
             results = run(
-                sizes,
-                catalog=catalog,
-                scratch=Path(scratch),
-                kafka=kafka,
-                api=api,
-                telemetry=telemetry,
-            )
+                sizes, catalog=catalog, scratch=Path(scratch), kafka=kafka, api=api,
+                telemetry=telemetry, race=race,
+            )  # fmt: skip
     text = render(results, sizes, command=command)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

@@ -287,11 +287,11 @@ def test_report_has_machine_targets_and_table() -> None:
 
 @pytest.mark.slow
 def test_bench_quick_writes_the_report(tmp_path: Path) -> None:
-    # The API's and the telemetry flow's parts have tests of their own.
+    # The API's, the telemetry flow's and the head-to-head parts have tests of their own.
     output = tmp_path / "BENCHMARKS.md"
     subprocess.run(
         [sys.executable, "-P", "-m", "revleak.loadtest.bench", "--quick", "--no-api",
-         "--no-telemetry", "--output", str(output)],
+         "--no-telemetry", "--no-head-to-head", "--output", str(output)],
         check=True,
         timeout=300,
         capture_output=True,
