@@ -48,6 +48,9 @@ class ApiSettings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="The flows' live state")
     redis_prefix: str = "revleak"
+    telemetry_redis_prefix: str = Field(
+        default="revleak-telemetry", description="The telemetry flow's keys (root causes)"
+    )
     slack_webhooks: dict[str, str] = Field(
         default_factory=dict, description='Channel → incoming-webhook URL ("*": any channel)'
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,24 @@ from revleak.remediation.service import Remediation
 from revleak.remediation.verification import VerificationPolicy
 
 
+class FlowsLiveState:
+    """What the flows keep in Redis, each under its own prefix: the CRM flow's blast radius
+    and incident, the telemetry flow's root causes."""
+
+    def __init__(self, crm: RedisLiveState, telemetry: RedisLiveState) -> None:
+        self._crm = crm
+        self._telemetry = telemetry
+
+    def blast_radius(self, slo: str, limit: int | None = None) -> Sequence[Any]:
+        return self._crm.blast_radius(slo, limit)
+
+    def incident(self) -> dict[str, Any] | None:
+        return self._crm.incident()
+
+    def root_causes(self) -> dict[str, dict[str, Any]]:
+        return self._telemetry.root_causes()
+
+
 def build_remediation(
     settings: ApiSettings,
     *,
@@ -36,7 +54,10 @@ def build_remediation(
     engine = engine_for(settings.database_url)
     create_schema(engine)
     if live is None and settings.redis_url is not None:
-        live = RedisLiveState(settings.redis_url, prefix=settings.redis_prefix)
+        live = FlowsLiveState(
+            RedisLiveState(settings.redis_url, prefix=settings.redis_prefix),
+            RedisLiveState(settings.redis_url, prefix=settings.telemetry_redis_prefix),
+        )
     if crm is None and settings.brokers is not None:
         crm = KafkaCrmCommands(settings.brokers, settings.crm_commands_topic)
     gitops = (

@@ -79,12 +79,14 @@ def live_flow(
     catalog = load_catalog(settings.slos or bundled_slos(telemetry=telemetry))
     brokers = settings.brokers
     inputs = _telemetry_inputs(settings) if telemetry else _crm_inputs(settings)
+    alerts_topic = settings.telemetry_alerts_topic if telemetry else settings.alerts_topic
+    redis_prefix = settings.telemetry_redis_prefix if telemetry else settings.redis_prefix
     if settings.create_topics:
         kafka.ensure_topics(
             brokers,
             {
                 **{topic.topic: 1 for topic in inputs},
-                settings.alerts_topic: 1,
+                alerts_topic: 1,
                 settings.dlq_topic: 1,
                 **({settings.root_causes_topic: 1} if telemetry else {}),
             },
@@ -108,16 +110,12 @@ def live_flow(
         batch_size=settings.batch_size,
     )
     targets: dict[str, Target | None] = {
-        ALERTS: KafkaAlertLog(
-            brokers, settings.alerts_topic, restarted=has_recovery_state(settings)
-        ),
+        ALERTS: KafkaAlertLog(brokers, alerts_topic, restarted=has_recovery_state(settings)),
         DEAD_LETTERS: KafkaDeadLetters(brokers, settings.dlq_topic, source.layout()),
         PAGES: None,
         LIVE: None,
         ROOT_CAUSES: (
-            RootCauseLog(
-                brokers, settings.root_causes_topic, settings.redis_url, settings.redis_prefix
-            )
+            RootCauseLog(brokers, settings.root_causes_topic, settings.redis_url, redis_prefix)
             if telemetry
             else None
         ),
@@ -136,7 +134,7 @@ def live_flow(
             on_delivered=observer.pages_delivered if observer is not None else None,
         )
     if settings.redis_url is not None:
-        targets[LIVE] = RedisLive(settings.redis_url, settings.redis_prefix)
+        targets[LIVE] = RedisLive(settings.redis_url, redis_prefix)
     flow_observer: Observer | None = observer
     if self_telemetry is not None:
         flow_observer = TelemetryObserver(observer or NullObserver(), self_telemetry)

@@ -25,6 +25,13 @@ class LiveSettings(BaseSettings):
     root_causes_topic: str = Field(
         default="revleak.root_causes", description="Root causes of telemetry pages"
     )
+    # The telemetry flow keeps an alert log and a live state of its own: each has one writer.
+    telemetry_alerts_topic: str = Field(
+        default="revleak.telemetry.alerts", description="The telemetry flow's alert log"
+    )
+    telemetry_redis_prefix: str = Field(
+        default="revleak-telemetry", description="The telemetry flow's Redis keys"
+    )
     alerts_topic: str = "revleak.alerts"
     dlq_topic: str = "revleak.dlq"
     create_topics: bool = Field(

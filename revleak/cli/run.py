@@ -101,7 +101,9 @@ def telemetry_command(
     brokers: Brokers = None,
     spans_topic: Annotated[str | None, typer.Option(help="Topic of OTLP spans")] = None,
     metrics_topic: Annotated[str | None, typer.Option(help="Topic of OTLP metrics")] = None,
-    alerts_topic: AlertsTopic = None,
+    alerts_topic: Annotated[
+        str | None, typer.Option(help="Topic of this flow's alert log")
+    ] = None,
     dlq_topic: DlqTopic = None,
     root_causes_topic: Annotated[
         str | None, typer.Option(help="Topic of the pages' root causes")
@@ -113,6 +115,9 @@ def telemetry_command(
     resend_interval_s: ResendInterval = None,
     early_pages: EarlyPages = None,
     redis_url: RedisUrl = None,
+    redis_prefix: Annotated[
+        str | None, typer.Option(help="Prefix of this flow's Redis keys")
+    ] = None,
     metrics_port: MetricsPort = None,
     metrics_host: MetricsHost = None,
     recovery_dir: RecoveryDir = None,
@@ -126,7 +131,8 @@ def telemetry_command(
         "brokers": brokers,
         "spans_topic": spans_topic,
         "metrics_topic": metrics_topic,
-        "alerts_topic": alerts_topic,
+        "telemetry_alerts_topic": alerts_topic,
+        "telemetry_redis_prefix": redis_prefix,
         "dlq_topic": dlq_topic,
         "root_causes_topic": root_causes_topic,
         "slos": slos,

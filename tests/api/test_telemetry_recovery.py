@@ -114,6 +114,7 @@ def stack(kafka_brokers: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]
         "REVLEAK_SLACK_WEBHOOKS": json.dumps({"*": slack.url}),
         "REVLEAK_REDIS_URL": redis_url,
         "REVLEAK_REDIS_PREFIX": prefix,
+        "REVLEAK_TELEMETRY_REDIS_PREFIX": f"{prefix}-telemetry",
         "REVLEAK_VERIFY_WINDOW_S": "120",
         "REVLEAK_VERIFY_POLL_S": "0.5",
         "REVLEAK_VERIFY_SETTLE": "2",
@@ -127,7 +128,7 @@ def stack(kafka_brokers: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]
         stderr=subprocess.STDOUT,
     )
     flow: subprocess.Popen[bytes] | None = None
-    live = RedisLiveState(redis_url, prefix=prefix)
+    live = RedisLiveState(redis_url, prefix=f"{prefix}-telemetry")
     try:
         _wait_for("the API", lambda: _answers(f"{api_url}/healthz"), timeout_s=30)
         config = _alertmanager_config(api_url)
@@ -138,7 +139,7 @@ def stack(kafka_brokers: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]
                  "--alerts-topic", topics["alerts"], "--dlq-topic", topics["dlq"],
                  "--root-causes-topic", topics["causes"], "--alertmanager-url", alertmanager,
                  "--redis-url", redis_url, "--resend-interval-s", "1"],
-                env={**os.environ, "REVLEAK_REDIS_PREFIX": prefix},
+                env={**os.environ, "REVLEAK_TELEMETRY_REDIS_PREFIX": f"{prefix}-telemetry"},
                 cwd=tmp_path,
                 stdout=(tmp_path / "flow.log").open("wb"),
                 stderr=subprocess.STDOUT,
