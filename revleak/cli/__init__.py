@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from prometheus_client import disable_created_metrics
 
-from revleak.cli import api, audit, chaos, demo, replay, run, slo, story
+from revleak.cli import api, audit, chaos, demo, loadtest, replay, run, slo, story
 
 app = typer.Typer(
     name="revleak",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(slo.app, name="slo")
 app.add_typer(run.app, name="run")
 app.add_typer(audit.app, name="audit")
+app.add_typer(loadtest.app, name="loadtest")
 app.command("replay")(replay.replay_command)
 app.command("demo")(demo.demo_command)
 app.command("story")(story.story_command)

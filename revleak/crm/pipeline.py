@@ -63,6 +63,7 @@ LIVE = "out:live"  # blast radius and incident summary for live views
 ROOT_CAUSES = "out:root_causes"  # the ranked causes of each telemetry page
 EARLY_LANE = "early:"
 LISTED_LATE = 10  # late items a message's dead letter names (it counts them all)
+BATCH_SPREAD_MS = 15_000  # event times one telemetry batch may span, in any order
 
 
 def stable_shard(key: str, shards: int) -> int:
@@ -93,8 +94,12 @@ class FlowConfig:
 
     def early_lane(self) -> FlowConfig:
         # The watermark is the newest event time: what arrived before that millisecond is
-        # released at once, and the newest millisecond when the input catches up.
-        return replace(self, lane=EARLY_LANE, allowed_lateness_ms=0, live_view=False)
+        # released at once, and the newest millisecond when the input catches up. Spans
+        # come in batches whose order within is no order in time (a Collector exports a
+        # few seconds of them at once): the telemetry early lane waits that long, or it
+        # would drop most of them as out of order and page on the rest.
+        lateness = min(self.allowed_lateness_ms, BATCH_SPREAD_MS) if self.reads_telemetry else 0
+        return replace(self, lane=EARLY_LANE, allowed_lateness_ms=lateness, live_view=False)
 
     @property
     def speculative(self) -> bool:
