@@ -92,9 +92,15 @@ def live_flow(
             },
         )
     paging = settings.alertmanager_url is not None
+    sources = tuple(
+        topic.source
+        for topic in inputs
+        for _ in range(kafka.topic_partitions(brokers, topic.topic))
+    )
     config = FlowConfig(
         catalog=catalog,
-        partitions=sum(kafka.topic_partitions(brokers, topic.topic) for topic in inputs),
+        partitions=len(sources),
+        partition_sources=sources,
         shards=settings.shards,
         allowed_lateness_ms=settings.allowed_lateness_ms,
         source=inputs[0].source,

@@ -134,6 +134,26 @@ def redis_server(folder: Path) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
 
 
+def webhook_config(api_url: str, token: str) -> str:
+    """An Alertmanager configuration that hands every alert to the remediation API's
+    webhook at once (one group per SLO and service), with ``token`` as its bearer token."""
+    return f"""
+route:
+  receiver: revleak
+  group_by: [alertname, slo, service]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: revleak
+    webhook_configs:
+      - url: {api_url}/v1/alertmanager/webhook
+        send_resolved: true
+        http_config:
+          authorization: {{credentials: {token}}}
+"""
+
+
 @contextlib.contextmanager
 def alertmanager(folder: Path, config: str) -> Iterator[str]:
     """An Alertmanager (clustering off) with the given configuration; yields its URL."""

@@ -91,6 +91,14 @@ class FlowConfig:
     paging: bool = False  # feed the pager stage
     early_pages: bool = False  # run the early lane too
     live_view: bool = False  # send blast-radius and incident updates
+    # The source of each input partition when they differ (a telemetry flow reads a topic of
+    # spans and one of metric points); ``source`` for all when empty.
+    partition_sources: tuple[str, ...] = ()
+
+    def source_of(self, partition: int) -> str:
+        if partition < len(self.partition_sources):
+            return self.partition_sources[partition]
+        return self.source
 
     def early_lane(self) -> FlowConfig:
         # The watermark is the newest event time: what arrived before that millisecond is
@@ -217,7 +225,7 @@ class Sequencer(Stage):
         self._writer: TickWriter[InputItem] = TickWriter(f"p{partition}", config.record_keys)
 
     def receive(self, batch: DecodedBatch) -> list[Sent]:
-        config, source = self._config, self._config.source
+        config, source = self._config, self._config.source_of(self._partition)
         by_shard: dict[Hashable, list[InputItem]] = defaultdict(list)
         sent: list[Sent] = []
         accepted = 0
@@ -268,7 +276,7 @@ class Sequencer(Stage):
         return sent + self._writer.write(watermark, by_shard, idle=batch.idle)
 
     def _late(self, event: InputItem, raw: bytes, batch: DecodedBatch) -> DeadLetter:
-        source = self._config.source
+        source = self._config.source_of(self._partition)
         self._observer.dead_letter(source, deadletter.LATE)
         self._observer.events(source, conventions.LATE, 1)
         return DeadLetter.of(
@@ -289,7 +297,7 @@ class Sequencer(Stage):
     ) -> DeadLetter:
         """One dead letter for the late spans or points of one message: a batch of
         thousands carries its bytes once, not once per item."""
-        source = self._config.source
+        source = self._config.source_of(self._partition)
         self._observer.dead_letter(source, deadletter.LATE)
         self._observer.events(source, conventions.LATE, len(items))
         listed = ", ".join(
@@ -364,9 +372,9 @@ class RecordStage(_MergingStage[InputItem]):
         Only the sequencer holds original bytes; these dead letters point at the
         message (partition and offset) and the sink copies it from the source.
         """
-        source = self._config.source
         sent: list[Sent] = []
         for event in events:
+            source = self._config.source_of(event.partition)
             sent.append(
                 (
                     DEAD_LETTERS,
@@ -383,7 +391,7 @@ class RecordStage(_MergingStage[InputItem]):
                 )
             )
             self._observer.dead_letter(source, deadletter.LATE)
-        self._observer.events(source, conventions.LATE, len(events))
+            self._observer.events(source, conventions.LATE, 1)
         return sent
 
     def _advance(self, items: list[InputItem], watermark: int) -> list[Sent]:

@@ -76,25 +76,6 @@ def _wait_for(what: str, found: Callable[[], Any], timeout_s: float = WAIT_S) ->
     raise AssertionError(f"gave up waiting for {what} after {timeout_s:.0f} s")
 
 
-def _alertmanager_config(api_url: str) -> str:
-    operator = OPERATOR.removeprefix("Bearer ")
-    return f"""
-route:
-  receiver: revleak
-  group_by: [alertname, slo, service]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: revleak
-    webhook_configs:
-      - url: {api_url}/v1/alertmanager/webhook
-        send_resolved: true
-        http_config:
-          authorization: {{credentials: {operator}}}
-"""
-
-
 @pytest.fixture
 def stack(kafka_brokers: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]:
     run = uuid.uuid4().hex[:8]
@@ -131,7 +112,7 @@ def stack(kafka_brokers: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]
     live = RedisLiveState(redis_url, prefix=f"{prefix}-telemetry")
     try:
         _wait_for("the API", lambda: _answers(f"{api_url}/healthz"), timeout_s=30)
-        config = _alertmanager_config(api_url)
+        config = services.webhook_config(api_url, OPERATOR.removeprefix("Bearer "))
         with services.alertmanager(tmp_path / "alertmanager", config) as alertmanager:
             flow = subprocess.Popen(
                 [str(REVLEAK), "run", "telemetry", "--brokers", kafka_brokers,
@@ -229,9 +210,10 @@ def test_a_faulty_release_is_paged_explained_rolled_back_and_verified(stack: Sta
     try:
         verdict = _wait_for(
             "the run's verdict",
-            lambda: (status := stack.get(f"/v1/runs/{run}")["status"])
-            in ("VERIFIED", "ROLLED_BACK")
-            and status,
+            lambda: (
+                (status := stack.get(f"/v1/runs/{run}")["status"]) in ("VERIFIED", "ROLLED_BACK")
+                and status
+            ),
         )
     except AssertionError as error:
         alerts = httpx.get(f"{stack.alertmanager}/api/v2/alerts", timeout=5).json()

@@ -188,24 +188,6 @@ class Replayed:
     started_s: float  # wall time the paced part of the replay began
 
 
-def alertmanager_config(api: str) -> str:
-    return f"""
-route:
-  receiver: revleak
-  group_by: [alertname, slo, service]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: revleak
-    webhook_configs:
-      - url: {api}/v1/alertmanager/webhook
-        send_resolved: true
-        http_config:
-          authorization: {{credentials: {OPERATOR_TOKEN}}}
-"""
-
-
 def prometheus_config(targets: Mapping[str, str]) -> str:
     """Every revleak process scraped each second, one job each (job → host:port)."""
     config = {
@@ -395,7 +377,9 @@ def replayed(kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory) -> It
     processes = Processes(folder)
     with contextlib.ExitStack() as stack:
         alertmanager = stack.enter_context(
-            services.alertmanager(folder / "alertmanager", alertmanager_config(api))
+            services.alertmanager(
+                folder / "alertmanager", services.webhook_config(api, OPERATOR_TOKEN)
+            )
         )
         stack.callback(processes.stop)
         processes.start(

@@ -18,9 +18,10 @@ from telemetrykit import T0, request
 
 from revleak.connectors.metrics import PrometheusObserver
 from revleak.crm.pipeline import DEAD_LETTERS, DecodedBatch, FlowConfig, build_stage
+from revleak.ordering import NEVER, Tick
 from revleak.slo.catalog import SloCatalog
 from revleak.slo.loader import load_catalog
-from revleak.telemetry.model import Span
+from revleak.telemetry.model import MetricPoint, Span
 
 SLOS = Path(__file__).resolve().parents[2] / "slos" / "telemetry.yaml"
 MINUTES = 90
@@ -168,4 +169,30 @@ def test_requests_and_root_causes_are_counted_per_service(catalog: SloCatalog) -
     assert (
         value("revleak_root_causes_total", slo="availability", cause="version", service="payment")
         >= 1
+    )
+
+
+def test_an_input_back_from_idle_behind_the_watermark_is_late_under_its_own_source(
+    catalog: SloCatalog,
+) -> None:
+    config = FlowConfig(
+        catalog=catalog,
+        partitions=2,
+        shards=1,
+        source="otlp_spans",
+        partition_sources=("otlp_spans", "otlp_metrics"),
+    )
+    shard = build_stage(config, config.record_keys[0])
+    shard.receive(Tick("p1", 0, NEVER, (), idle=True))
+    shard.receive(Tick("p0", 0, T0 + 60_000, (request(T0 + 59_000, 1),)))
+    behind = MetricPoint(
+        T0 + 1_000, "process.memory.usage", "inventory", 1.0, partition=1, offset=3
+    )
+    sent = shard.receive(Tick("p1", 1, T0 + 2_000, (behind,)))
+    [letter] = [item for destination, item in sent if destination == DEAD_LETTERS]
+    assert (letter.source, letter.reason, letter.partition, letter.offset) == (
+        "otlp_metrics",
+        "late",
+        1,
+        3,
     )
