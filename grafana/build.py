@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revleak.slo.loader import load_catalog
+
 Json = dict[str, Any]
 
 FOLDER = Path(__file__).resolve().parent / "dashboards"
@@ -27,14 +29,28 @@ SCHEMA_VERSION = 39
 TAGS = ["revleak"]
 RATE = "$__rate_interval"
 
-# The default alert policy (slos/*.yaml, the Google SRE Workbook's): severity, long window,
-# short window, burn factor. A rule fires while both windows burn above the factor.
-POLICY = (
-    ("page", "1h", "5m", 14.4),
-    ("page", "6h", "30m", 6.0),
-    ("ticket", "1d", "2h", 3.0),
-    ("ticket", "3d", "6h", 1.0),
-)
+SLO_FILES = [Path(__file__).resolve().parent.parent / "slos" / name
+             for name in ("crm.yaml", "telemetry.yaml")]  # fmt: skip
+
+
+def _policy() -> tuple[tuple[str, str, str, float], ...]:
+    """The alert policy of the bundled SLO files: severity, long window, short window, burn
+    factor. A rule fires while both windows burn above the factor; the threshold lines of the
+    burn panels are these, so they cannot disagree with what pages."""
+    policies = {
+        tuple(
+            (rule.severity, rule.long_window, rule.short_window, float(rule.factor))
+            for rule in slo.alert_rules
+        )
+        for path in SLO_FILES
+        for slo in load_catalog(path).slos
+    }
+    if len(policies) != 1:
+        raise SystemExit("the dashboards draw one alert policy; the SLO files have several")
+    return policies.pop()
+
+
+POLICY = _policy()
 # Every alert window, shortest first; the 30-day period is left out (budget panels show it).
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
