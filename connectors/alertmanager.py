@@ -1,4 +1,4 @@
-"""Delivery of pages to Alertmanager's v2 API (SEMANTICS.md §4, docs/paging.md).
+"""Delivery of pages to Alertmanager's v2 API (docs/semantics.md §4, docs/paging.md).
 
 :class:`AlertmanagerSender` takes the :class:`~revleak.paging.Page` objects the pager
 stage produces and keeps Alertmanager holding exactly those alerts: it posts each new

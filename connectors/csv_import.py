@@ -1,4 +1,4 @@
-"""Funnel snapshot CSV → change events (SEMANTICS.md §2).
+"""Funnel snapshot CSV → change events (docs/semantics.md §2).
 
 A row (``type`` lead or opp) becomes a create event at ``created_at`` carrying
 every column but ``last_touch_at`` and, when ``last_touch_at`` is set and not

@@ -7,7 +7,7 @@ protobuf. (A protobuf message starts with a newline byte, its first field's tag,
 length byte may happen to be ``{``: a message that looks like JSON but does not parse as
 JSON is therefore tried as protobuf when it starts with a newline.)
 
-Mapping (SEMANTICS.md §1–2): a span's event time is its end, in ms; its service is the
+Mapping (docs/semantics.md §1–2): a span's event time is its end, in ms; its service is the
 resource's ``service.name``; its attributes are the resource's merged with its own (its own
 win), values as text; it is an error when its status is ERROR or its HTTP response status
 is 500 or more. A gauge or sum point (histograms and summaries carry no SLI here) gives a

@@ -1,4 +1,4 @@
-"""The CRM SLO dataflow (SEMANTICS.md §1–§4) on Bytewax.
+"""The CRM SLO dataflow (docs/semantics.md §1–§4) on Bytewax.
 
 Each stage of :mod:`revleak.crm.pipeline` is one keyed step; messages carry
 watermarks, so deadlines fire in event time and results do not depend on the

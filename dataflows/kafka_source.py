@@ -8,7 +8,7 @@ good) and emits :class:`DecodedBatch` values whose offsets are topic offsets.
 - **Live** (``tail=True``): keep reading. A partition that has read everything
   there is says so once (the early lane then evaluates its newest millisecond);
   one with nothing new for ``idle_timeout_s`` of wall time says so once, and stops
-  holding the watermark back until it has messages again (SEMANTICS.md §1).
+  holding the watermark back until it has messages again (docs/semantics.md §1).
 
 The resume state is the next offset to read, so a recovered run goes on from
 the snapshot.

@@ -2,7 +2,7 @@
 
 Each file is one partition. A partition emits :class:`DecodedBatch` values
 (decoded in the partition, so bad lines keep their place) and a final batch
-marked ``end``: end of input is the watermark +∞ of SEMANTICS.md §1. The
+marked ``end``: end of input is the watermark +∞ of docs/semantics.md §1. The
 resume state is the byte offset and line number, so a recovered run continues
 where the snapshot was taken.
 """
@@ -140,7 +140,7 @@ class _FunnelPartition(StatefulSourcePartition[DecodedBatch, int]):
 
 
 class FunnelCsvSource(FixedPartitionedSource[DecodedBatch, int]):
-    """A funnel snapshot CSV, replayed in time order (SEMANTICS.md §2)."""
+    """A funnel snapshot CSV, replayed in time order (docs/semantics.md §2)."""
 
     def __init__(
         self,

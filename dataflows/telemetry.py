@@ -1,4 +1,4 @@
-"""The telemetry SLO dataflow (SEMANTICS.md §2, telemetry) on Bytewax.
+"""The telemetry SLO dataflow (docs/semantics.md §2, telemetry) on Bytewax.
 
 It is the CRM flow's graph (:mod:`revleak.dataflows.crm`) over spans and metric points:
 the shards hold traces and metric series and make the SLI events, the SLO, incident and

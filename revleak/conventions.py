@@ -1,4 +1,4 @@
-"""Every metric name and label revleak exports (SEMANTICS.md §5), in one place."""
+"""Every metric name and label revleak exports (docs/semantics.md §6), in one place."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ stage computes depends only on its inputs, never on which worker delivered
 what first. Sequence numbers make it independent of delivery order too.
 
 A sender can also declare itself **idle** (a live input partition with nothing
-to read for a while, SEMANTICS.md §1): it then stops holding the watermark back.
+to read for a while, docs/semantics.md §1): it then stops holding the watermark back.
 When it sends again, whatever it sends behind the watermark that moved on
 without it is **late**: kept apart for the stage to dead-letter, not applied.
 """

@@ -1,4 +1,4 @@
-"""Which alerts Alertmanager should show (SEMANTICS.md §4, *Pages*).
+"""Which alerts Alertmanager should show (docs/semantics.md §4, *Pages*).
 
 Two evaluations of the same rules feed the :class:`AlertBook`:
 

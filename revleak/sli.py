@@ -1,4 +1,4 @@
-"""What every SLO turns its input into (SEMANTICS.md §2): SLI events and leaks.
+"""What every SLO turns its input into (docs/semantics.md §2): SLI events and leaks.
 
 Money is carried as integer pico-dollars (10⁻¹² USD) so that sums are exact and do not
 depend on the order in which workers add them up.

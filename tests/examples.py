@@ -1,4 +1,5 @@
-"""The worked examples of SEMANTICS.md (tests/data/semantics), and how to compare alert logs."""
+"""The worked examples of docs/semantics.md (tests/data/semantics), and how to compare
+alert logs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hypothesis strategies: CRM change-event logs that stress SEMANTICS.md's corners.
+"""Hypothesis strategies: CRM change-event logs that stress docs/semantics.md's corners.
 
 Steps between events favour the thresholds (30 m, 24 h, 7 d) and the same
 millisecond, so deadlines are met exactly at, just before and just after their

@@ -1,4 +1,4 @@
-"""The pipeline against the independent reference implementation of SEMANTICS.md.
+"""The pipeline against the independent reference implementation of docs/semantics.md.
 
 Random event logs go through the real stages with a random number of shards,
 batch size and tick delivery order; the alert log, counts and SLI events must

@@ -1,4 +1,4 @@
-"""Dollar impact of a leak (SEMANTICS.md §2), in integer pico-dollars (10⁻¹² USD)."""
+"""Dollar impact of a leak (docs/semantics.md §2), in integer pico-dollars (10⁻¹² USD)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ class FlowConfig:
     The final lane computes the alert log. The optional early lane (keys prefixed
     ``early:``) runs the same stages with no allowed lateness, so rules are also
     evaluated over what has arrived and pages need not wait for the watermark
-    (SEMANTICS.md §4); it drops what it sees out of order, which the final lane
+    (docs/semantics.md §4); it drops what it sees out of order, which the final lane
     then corrects.
     """
 
@@ -183,7 +183,7 @@ class DecodedBatch:
     items: tuple[tuple[InputItem, bytes] | DeadLetter, ...]
     end: bool = False
     line_numbered: bool = True  # event offsets are line numbers (files), not topic offsets
-    idle: bool = False  # live input: nothing arrived for the idle timeout (SEMANTICS.md §1)
+    idle: bool = False  # live input: nothing arrived for the idle timeout (docs/semantics.md §1)
     caught_up: bool = False  # live input: the partition has been read to its current end
 
 
@@ -209,7 +209,7 @@ class Stage:
 
 
 class Sequencer(Stage):
-    """Lateness and watermark of one input partition (SEMANTICS.md §1).
+    """Lateness and watermark of one input partition (docs/semantics.md §1).
 
     ``W = max event time seen − allowed lateness``; an event older than W is late
     and dead-lettered. Judging lateness per partition, in input order, makes the

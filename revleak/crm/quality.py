@@ -1,4 +1,4 @@
-"""The data_quality SLO (SEMANTICS.md §2): owner, routing and duplicate rules.
+"""The data_quality SLO (docs/semantics.md §2): owner, routing and duplicate rules.
 
 Owner and region are facts of the record itself; a duplicate depends on other
 records. So a change is described by a :class:`QualityCheck` (made where the

@@ -1,4 +1,4 @@
-"""Per-record state machines of the CRM SLOs (SEMANTICS.md §1–§2).
+"""Per-record state machines of the CRM SLOs (docs/semantics.md §1–§2).
 
 A :class:`RecordShard` owns the records of one slice of the record-id space.
 It is driven in event-time order: :meth:`RecordShard.advance` takes the

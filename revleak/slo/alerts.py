@@ -16,7 +16,7 @@ ALERT_RANK = 2
 
 @dataclass(frozen=True, slots=True)
 class AlertTransition:
-    """A multi-window burn-rate rule started or stopped firing (SEMANTICS.md §4)."""
+    """A multi-window burn-rate rule started or stopped firing (docs/semantics.md §4)."""
 
     slo: str
     severity: str

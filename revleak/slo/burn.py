@@ -1,4 +1,4 @@
-"""Burn rates and error budgets (SEMANTICS.md §3), exact.
+"""Burn rates and error budgets (docs/semantics.md §3), exact.
 
 Count burn over a window: ``B = (bad / total) / (1 − target)``, 0 without events.
 Dollar burn: ``B$ = (at_risk / budget) × (P / w)``. Threshold tests compare

@@ -18,7 +18,7 @@ PICOS_PER_USD = 10**12
 
 
 class Indicator(StrEnum):
-    """The SLI generators that SEMANTICS.md §2 defines: CRM and telemetry."""
+    """The SLI generators that docs/semantics.md §2 defines: CRM and telemetry."""
 
     LEAD_RESPONSE = "crm.lead_response"
     DEAL_VELOCITY = "crm.deal_velocity"
@@ -117,7 +117,7 @@ class LatencyOverride:
 
 @dataclass(frozen=True, slots=True)
 class TelemetrySettings:
-    """How a telemetry SLO reads spans and metric points (SEMANTICS.md §2)."""
+    """How a telemetry SLO reads spans and metric points (docs/semantics.md §2)."""
 
     services: re.Pattern[str] | None = None  # the services it watches; None: all
     latency_overrides: tuple[LatencyOverride, ...] = ()

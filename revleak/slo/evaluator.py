@@ -1,6 +1,6 @@
 """One SLO over event time: windows, burn rates, alert state machine, blast radius.
 
-Evaluation points (SEMANTICS.md §4) are every distinct SLI event time and every
+Evaluation points (docs/semantics.md §4) are every distinct SLI event time and every
 minute boundary. Between two events of the same minute no window loses a
 bucket, and at a boundary a window changes only if the bucket it drops held
 events; so the evaluator visits event times plus the boundaries

@@ -1,4 +1,4 @@
-"""The revenue incident: budget consumption, paging state, severity (SEMANTICS.md §3).
+"""The revenue incident: budget consumption, paging state, severity (docs/semantics.md §3).
 
 Consumption is the dollars at risk over each revenue SLO's trailing period,
 summed, over the monthly budget. Severity looks at consumption and at the open

@@ -1,4 +1,4 @@
-"""Sliding windows over event time on 1-minute buckets (SEMANTICS.md §3).
+"""Sliding windows over event time on 1-minute buckets (docs/semantics.md §3).
 
 A window of ``w`` evaluated at time ``t`` covers the SLI events whose bucket
 ``floor(t / 1 min)`` lies in ``(b(t) − w/1 min, b(t)]`` and that happened at or

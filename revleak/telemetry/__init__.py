@@ -1,1 +1,1 @@
-"""Telemetry SLIs (SEMANTICS.md §2): spans and metric points, their SLI events, root causes."""
+"""Telemetry SLIs (docs/semantics.md §2): spans and metric points, their SLI events, root causes."""

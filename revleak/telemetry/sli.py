@@ -1,4 +1,4 @@
-"""Spans and metric points → SLI events (SEMANTICS.md §2, telemetry).
+"""Spans and metric points → SLI events (docs/semantics.md §2, telemetry).
 
 A :class:`TelemetryShard` holds the spans of the traces and the metric series hashed to it
 and turns what the watermark has released into SLI events, in event-time order:

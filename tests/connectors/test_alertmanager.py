@@ -1,4 +1,5 @@
-"""revleak.connectors.alertmanager against a real Alertmanager (SEMANTICS.md §4, docs/paging.md).
+"""revleak.connectors.alertmanager against a real Alertmanager (docs/semantics.md §4,
+docs/paging.md).
 
 The Alertmanager runs prometheus/alertmanager.yml with its webhook URLs and token file
 pointed at a recording HTTP server in this process and its timings shortened to a second.

@@ -1,9 +1,10 @@
 """Deliberately naive reference implementation ("oracle") of docs/semantics, for tests only.
 
 It replays a generic CRM change-event log (JSON lines) with the default CRM SLOs and returns the
-SLI events, the counts and the final alert log that SEMANTICS.md §1-§4 define. It is written for
-obvious correctness, not speed: exact arithmetic (``fractions.Fraction``) throughout, brute-force
-window sums, no incremental state in the alert evaluation. It shares no code with the engine.
+SLI events, the counts and the final alert log that docs/semantics.md §1-§4 define. It is written
+for obvious correctness, not speed: exact arithmetic (``fractions.Fraction``) throughout,
+brute-force window sums, no incremental state in the alert evaluation. It shares no code with
+the engine.
 
 Interpretations of the specification that this oracle follows (they settle its ambiguities):
 

@@ -1,4 +1,4 @@
-"""The oracle must reproduce the worked examples of SEMANTICS.md exactly."""
+"""The oracle must reproduce the worked examples of docs/semantics.md exactly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spans and metric points → SLI events (SEMANTICS.md §2, telemetry)."""
+"""Spans and metric points → SLI events (docs/semantics.md §2, telemetry)."""
 
 from __future__ import annotations
 

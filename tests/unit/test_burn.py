@@ -1,4 +1,4 @@
-"""revleak.slo.burn: burn rates, budgets and exact thresholds (SEMANTICS.md §3–§4)."""
+"""revleak.slo.burn: burn rates, budgets and exact thresholds (docs/semantics.md §3–§4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""revleak.crm.domains: the duplicate index (DUPLICATE_SUSPECT, SEMANTICS.md §2)."""
+"""revleak.crm.domains: the duplicate index (DUPLICATE_SUSPECT, docs/semantics.md §2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """revleak.slo.evaluator: one SLO's windows, burn rates, alert state machine and blast radius.
 
-The property test compares the evaluator with a brute-force evaluator written from SEMANTICS.md
+The property test compares the evaluator with a brute-force evaluator written from docs/semantics.md
 §3–§4 alone: it visits every SLI event time and every minute boundary, recomputes every window
 from scratch in exact arithmetic and fires/resolves each rule by the book.
 """
@@ -115,7 +115,7 @@ def of(transition: AlertTransition) -> Expected:
 
 
 class BruteForce:
-    """SEMANTICS.md §3–§4 read literally; slow and obvious."""
+    """docs/semantics.md §3–§4 read literally; slow and obvious."""
 
     def __init__(self, slo: Slo, budget_usd: Fraction | None, items: list[Item]) -> None:
         self.slo = slo
@@ -325,7 +325,7 @@ def test_transitions_equal_a_brute_force_evaluator_for_any_chunking(
 
     sli_times = [item.time for item in items if isinstance(item, SliEvent)]
     # Points are evaluated below every watermark given; at the end of input, until every alert
-    # window is empty (SEMANTICS.md §4), not until the whole budget period has aged out.
+    # window is empty (docs/semantics.md §4), not until the whole budget period has aged out.
     longest = max(rule.long_ms for rule in evaluator.slo.alert_rules)
     last_point = (max(sli_times) if sli_times else T0) + longest + MINUTE_MS
     last_point = max([last_point, *(watermark - 1 for _, watermark in chunks[:-1])])

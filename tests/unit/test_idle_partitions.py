@@ -1,4 +1,4 @@
-"""Live input: an idle partition stops holding the watermark back (SEMANTICS.md §1)."""
+"""Live input: an idle partition stops holding the watermark back (docs/semantics.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""revleak.slo.incident: consumption, paging state, severity and the timeline (SEMANTICS.md §3)."""
+"""revleak.slo.incident: consumption, paging state, severity and the timeline
+(docs/semantics.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pages: early evaluation, correction to the final alert log (SEMANTICS.md §4)."""
+"""Pages: early evaluation, correction to the final alert log (docs/semantics.md §4)."""
 
 from __future__ import annotations
 

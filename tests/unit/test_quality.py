@@ -1,4 +1,4 @@
-"""revleak.crm.quality: data_quality's SLI events and leaks of one change (SEMANTICS.md §2)."""
+"""revleak.crm.quality: data_quality's SLI events and leaks of one change (docs/semantics.md §2)."""
 
 from __future__ import annotations
 

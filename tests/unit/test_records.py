@@ -1,4 +1,4 @@
-"""revleak.crm.records: the per-record state machines of the CRM SLOs (SEMANTICS.md §1–§2)."""
+"""revleak.crm.records: the per-record state machines of the CRM SLOs (docs/semantics.md §1–§2)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def usd(amount: float | Fraction) -> int:
 
 
 def stale_opp_picos(value: float, probability: float, days: int) -> int:
-    """SEMANTICS.md §2: value · p · (1 − 2^(−d/14))."""
+    """docs/semantics.md §2: value · p · (1 − 2^(−d/14))."""
     return round(value * probability * (1 - 2 ** (-days / 14)) * PICOS_PER_USD)
 
 

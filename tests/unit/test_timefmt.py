@@ -1,4 +1,4 @@
-"""revleak.timefmt: event time as integer milliseconds, and durations (SEMANTICS.md §1)."""
+"""revleak.timefmt: event time as integer milliseconds, and durations (docs/semantics.md §1)."""
 
 from __future__ import annotations
 

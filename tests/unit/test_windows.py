@@ -1,4 +1,4 @@
-"""revleak.slo.windows: sliding windows over 1-minute buckets (SEMANTICS.md §3)."""
+"""revleak.slo.windows: sliding windows over 1-minute buckets (docs/semantics.md §3)."""
 
 from __future__ import annotations
 
