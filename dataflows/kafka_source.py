@@ -29,7 +29,6 @@ from typing_extensions import override
 from revleak.connectors.kafka import client_config, topic_partitions
 from revleak.connectors.messages import Position
 from revleak.crm.pipeline import DecodedBatch
-from revleak.deadletter import DeadLetter
 
 # With nothing to read, look again this much later rather than spin.
 IDLE_POLL = timedelta(milliseconds=20)
@@ -45,6 +44,16 @@ class DecodedMessage(Protocol):
 
 
 MessageDecoder = Callable[[bytes, Position], DecodedMessage]
+
+
+def collect_decoded(
+    items: list[Any], decoder: MessageDecoder, raw: bytes, position: Position
+) -> None:
+    """Append what ``raw`` decodes into: its dead letters, then each item with the bytes of
+    its message (a batch's items, in input order, as :class:`DecodedBatch` holds them)."""
+    decoded = decoder(raw, position)
+    items.extend(decoded[1])
+    items.extend((item, raw) for item in decoded[0])
 
 
 class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
@@ -94,12 +103,8 @@ class _KafkaPartition(StatefulSourcePartition[DecodedBatch, int]):
             raw = message.value() or b""
             size += len(raw)
             offset = message.offset() or 0  # always set on a message without error
-            decoded = self._decoder(
-                raw, Position(self._source, self._partition, offset, line_numbered=False)
-            )
-            dead_letters: list[DeadLetter] = decoded[1]
-            items.extend(dead_letters)
-            items.extend((event, raw) for event in decoded[0])
+            position = Position(self._source, self._partition, offset, line_numbered=False)
+            collect_decoded(items, self._decoder, raw, position)
             self._next_offset = offset + 1
         if self._progress is not None and size:
             self._progress(size)
@@ -187,6 +192,10 @@ class KafkaTopicsSource(FixedPartitionedSource[DecodedBatch, int]):
     def layout(self) -> tuple[tuple[str, int], ...]:
         """The (topic, topic partition) of every input partition, in input partition order."""
         return tuple((topic.topic, partition) for topic, partition in self._partitions())
+
+    def sources(self) -> tuple[str, ...]:
+        """The source name of every input partition, in input partition order."""
+        return tuple(topic.source for topic, _ in self._partitions())
 
     def list_parts(self) -> list[str]:
         return [str(index) for index in range(len(self._partitions()))]

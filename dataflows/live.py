@@ -49,7 +49,7 @@ from revleak.dataflows.live_sinks import (
     RootCauseLog,
 )
 from revleak.dataflows.sinks import OutputSink, Target
-from revleak.dataflows.telemetry import otlp_topics
+from revleak.dataflows.telemetry import BATCH_SPREAD_MS, otlp_topics
 from revleak.observe import NullObserver, Observer
 from revleak.settings import LiveSettings
 from revleak.slo.catalog import SloCatalog
@@ -92,28 +92,25 @@ def live_flow(
             },
         )
     paging = settings.alertmanager_url is not None
-    sources = tuple(
-        topic.source
-        for topic in inputs
-        for _ in range(kafka.topic_partitions(brokers, topic.topic))
-    )
-    config = FlowConfig(
-        catalog=catalog,
-        partitions=len(sources),
-        partition_sources=sources,
-        shards=settings.shards,
-        allowed_lateness_ms=settings.allowed_lateness_ms,
-        source=inputs[0].source,
-        paging=paging,
-        early_pages=paging and settings.early_pages,
-        live_view=settings.redis_url is not None,
-    )
     source = KafkaTopicsSource(
         brokers,
         inputs,
         tail=True,
         idle_timeout_s=settings.idle_timeout_s,
         batch_size=settings.batch_size,
+    )
+    sources = source.sources()
+    config = FlowConfig(
+        catalog=catalog,
+        partitions=len(sources),
+        partition_sources=sources,
+        shards=settings.shards,
+        allowed_lateness_ms=settings.allowed_lateness_ms,
+        early_lateness_ms=BATCH_SPREAD_MS if telemetry else 0,
+        source=inputs[0].source,
+        paging=paging,
+        early_pages=paging and settings.early_pages,
+        live_view=settings.redis_url is not None,
     )
     targets: dict[str, Target | None] = {
         ALERTS: KafkaAlertLog(brokers, alerts_topic, restarted=has_recovery_state(settings)),

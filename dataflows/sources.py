@@ -20,7 +20,7 @@ from revleak.connectors.csv_import import read_funnel
 from revleak.connectors.formats import decode_generic
 from revleak.connectors.messages import Position
 from revleak.crm.pipeline import DecodedBatch
-from revleak.dataflows.kafka_source import MessageDecoder
+from revleak.dataflows.kafka_source import MessageDecoder, collect_decoded
 
 Progress = Callable[[int], None]
 ResumeState = tuple[int, int]  # (byte offset, lines read)
@@ -59,9 +59,8 @@ class _ChangeLogPartition(StatefulSourcePartition[DecodedBatch, ResumeState]):
                 break
             self._line += 1
             raw = line.rstrip(b"\r\n")
-            decoded = self._decoder(raw, Position(self._source, self._partition, self._line))
-            items.extend(decoded[1])
-            items.extend((event, raw) for event in decoded[0])
+            position = Position(self._source, self._partition, self._line)
+            collect_decoded(items, self._decoder, raw, position)
         read_to = self._file.tell()
         if self._progress is not None:
             self._progress(read_to - self._offset)
@@ -196,10 +195,8 @@ class _MessagesPartition(StatefulSourcePartition[DecodedBatch, int]):
         items: list[Any] = []
         stop = min(self._next + self._batch_size, len(self._messages))
         for offset in range(self._next, stop):
-            raw = self._messages[offset]
-            decoded = self._decoder(raw, Position(self._source, self._partition, offset, False))
-            items.extend(decoded[1])
-            items.extend((item, raw) for item in decoded[0])
+            position = Position(self._source, self._partition, offset, line_numbered=False)
+            collect_decoded(items, self._decoder, self._messages[offset], position)
         self._next = stop
         self._done = stop == len(self._messages)
         return [DecodedBatch(self._partition, tuple(items), end=self._done, line_numbered=False)]

@@ -36,6 +36,9 @@ from revleak.slo.loader import load_catalog
 
 SPANS = "otlp_spans"
 METRICS = "otlp_metrics"
+# Event times one batch of spans may span, in any order (a Collector exports a few seconds
+# of them at once): the early lane, which pages on arrival, waits that long.
+BATCH_SPREAD_MS = 15_000
 
 
 def build_telemetry_flow(

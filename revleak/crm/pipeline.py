@@ -63,7 +63,6 @@ LIVE = "out:live"  # blast radius and incident summary for live views
 ROOT_CAUSES = "out:root_causes"  # the ranked causes of each telemetry page
 EARLY_LANE = "early:"
 LISTED_LATE = 10  # late items a message's dead letter names (it counts them all)
-BATCH_SPREAD_MS = 15_000  # event times one telemetry batch may span, in any order
 
 
 def stable_shard(key: str, shards: int) -> int:
@@ -86,6 +85,7 @@ class FlowConfig:
     partitions: int = 1
     shards: int = 8
     allowed_lateness_ms: int = 60_000
+    early_lateness_ms: int = 0  # the early lane's (below)
     source: str = "crm"
     lane: str = ""
     paging: bool = False  # feed the pager stage
@@ -101,12 +101,11 @@ class FlowConfig:
         return self.source
 
     def early_lane(self) -> FlowConfig:
-        # The watermark is the newest event time: what arrived before that millisecond is
-        # released at once, and the newest millisecond when the input catches up. Spans
-        # come in batches whose order within is no order in time (a Collector exports a
-        # few seconds of them at once): the telemetry early lane waits that long, or it
-        # would drop most of them as out of order and page on the rest.
-        lateness = min(self.allowed_lateness_ms, BATCH_SPREAD_MS) if self.reads_telemetry else 0
+        # The watermark is the newest event time, less ``early_lateness_ms``: what arrived
+        # before it is released at once, and the newest millisecond when the input catches
+        # up. An input whose messages each span some time in no order (a batch of spans)
+        # sets it to that span, or the early lane would drop most of them as out of order.
+        lateness = min(self.allowed_lateness_ms, self.early_lateness_ms)
         return replace(self, lane=EARLY_LANE, allowed_lateness_ms=lateness, live_view=False)
 
     @property
