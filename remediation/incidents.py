@@ -212,21 +212,33 @@ class IncidentBook:
         )
         return True
 
-    def annotations(self, row: IncidentRow) -> dict[str, str]:
+    def annotations(
+        self, row: IncidentRow, root_causes: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
         """The incident's annotations, with the root cause the live state holds for its
         SLO when no notification has carried one yet (Alertmanager does not notify again
-        when only an alert's annotations change)."""
-        if "cause" in row.annotations or self._shared.live is None:
+        when only an alert's annotations change). ``root_causes``: the live state's, when
+        the caller has read them already for several incidents."""
+        if "cause" in row.annotations:
             return dict(row.annotations)
-        try:
-            record = self._shared.live.root_causes().get(row.slo)
-        except Exception:  # an unreachable live store leaves the incident as it is
-            logger.warning("live state unavailable", exc_info=True)
-            return dict(row.annotations)
+        if root_causes is None:
+            root_causes = self.live_root_causes()
+        record = root_causes.get(row.slo)
         candidates = record.get("candidates") if record else None
         if not candidates:
             return dict(row.annotations)
         return {**row.annotations, **root_cause_annotations(candidates[0])}
+
+    def live_root_causes(self) -> dict[str, Any]:
+        """The telemetry flow's latest root cause per SLO; none without a live state or
+        when it cannot be read (the incidents then stay as they are)."""
+        if self._shared.live is None:
+            return {}
+        try:
+            return dict(self._shared.live.root_causes())
+        except Exception:  # an unreachable live store must not take the incident page down
+            logger.warning("live state unavailable", exc_info=True)
+            return {}
 
     def _fold_alerts(
         self,

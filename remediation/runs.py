@@ -265,7 +265,10 @@ class RunBook:
                     .exists(),
                 )
             ).all()
-            return [row.id for row in incidents if "cause" in self._incidents.annotations(row)]
+            causes = self._incidents.live_root_causes() if incidents else {}
+            return [
+                row.id for row in incidents if "cause" in self._incidents.annotations(row, causes)
+            ]
 
     def refresh(self, *, actor: str = "revleak") -> None:
         """Re-plan every proposal nobody approved yet; a changed plan supersedes it."""
