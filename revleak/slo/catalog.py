@@ -157,6 +157,13 @@ class Slo:
     def is_revenue(self) -> bool:
         return self.budget_share is not None
 
+    @property
+    def telemetry_settings(self) -> TelemetrySettings:
+        """How this telemetry SLO reads spans and points (an error for a CRM SLO)."""
+        if self.telemetry is None:
+            raise ValueError(f"{self.name} is not a telemetry SLO")
+        return self.telemetry
+
     def latency_threshold_ms(self, service: str, operation: str) -> int:
         """The latency threshold of a server span: the first override that matches, else
         the SLO's threshold."""

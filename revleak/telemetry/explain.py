@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from revleak.slo.alerts import AlertTransition
-from revleak.slo.catalog import Indicator, Slo, SloCatalog, TelemetrySettings
+from revleak.slo.catalog import Indicator, Slo, SloCatalog
 from revleak.telemetry.analysis import (
     Candidate,
     CauseKind,
@@ -78,7 +78,7 @@ class Explainer:
         self._slos = {slo.name: slo for slo in catalog.telemetry_slos}
         self._keep_ms = max(
             (
-                min(rule.long_ms, WINDOW_CAP_MS) + _settings(slo).analysis_baseline_ms
+                min(rule.long_ms, WINDOW_CAP_MS) + slo.telemetry_settings.analysis_baseline_ms
                 for slo in self._slos.values()
                 for rule in slo.alert_rules
             ),
@@ -126,12 +126,12 @@ class Explainer:
     def _explain(self, slo: Slo, transition: AlertTransition) -> RootCause:
         end = transition.at
         window_start = end - min(transition.long_ms, WINDOW_CAP_MS)
-        baseline_start = window_start - _settings(slo).analysis_baseline_ms
+        baseline_start = window_start - slo.telemetry_settings.analysis_baseline_ms
         window = self._between(self._spans, window_start, end)
         baseline = self._between(self._spans, baseline_start, window_start)
         points = self._between(self._points, window_start, end)
         bad_trace = _bad_trace(slo)
-        settings = _settings(slo)
+        settings = slo.telemetry_settings
         candidates = analyse(
             window,
             baseline,
@@ -172,22 +172,20 @@ class Explainer:
 
 
 def _bad_trace(slo: Slo) -> Callable[[Sequence[Span]], bool]:
-    settings = _settings(slo)
+    settings = slo.telemetry_settings
     if slo.indicator is Indicator.LATENCY:
         return latency_predicate(
             lambda span: slo.latency_threshold_ms(span.service, span.name) * 1_000_000
         )
     if slo.indicator is Indicator.CONVERSION:
         return conversion_predicate(
-            lambda span: is_request(span)
-            and settings.conversion_start.matches(span.service, span.name),
-            lambda span: is_request(span)
-            and not span.error
-            and settings.conversion_done.matches(span.service, span.name),
+            lambda span: (
+                is_request(span) and settings.conversion_start.matches(span.service, span.name)
+            ),
+            lambda span: (
+                is_request(span)
+                and not span.error
+                and settings.conversion_done.matches(span.service, span.name)
+            ),
         )
     return errors_predicate()
-
-
-def _settings(slo: Slo) -> TelemetrySettings:
-    assert slo.telemetry is not None
-    return slo.telemetry

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from revleak.conventions import ERROR, OK, SLOW
 from revleak.sli import SliEvent
-from revleak.slo.catalog import Indicator, Slo, SloCatalog, TelemetrySettings
+from revleak.slo.catalog import Indicator, Slo, SloCatalog
 from revleak.telemetry.model import MetricPoint, Span, SpanKind, TelemetryItem
 from revleak.timefmt import MINUTE_MS
 
@@ -163,23 +163,23 @@ class TelemetryShard:
                 else slo.latency_threshold_ms(service, name) * 1_000_000,
             )
             for slo in self._requests
-            if _settings(slo).watches(service)
+            if slo.telemetry_settings.watches(service)
         )
         journeys = tuple(
             (
                 slo.name,
-                _settings(slo).conversion_start.matches(service, name),
-                _settings(slo).conversion_done.matches(service, name),
+                slo.telemetry_settings.conversion_start.matches(service, name),
+                slo.telemetry_settings.conversion_done.matches(service, name),
             )
             for slo in self._conversion
-            if _settings(slo).watches(service)
+            if slo.telemetry_settings.watches(service)
         )
         route = self._routes[(service, name)] = _Route(requests, journeys)
         return route
 
     def _point(self, point: MetricPoint) -> None:
         for slo in self._saturation:
-            settings = _settings(slo)
+            settings = slo.telemetry_settings
             if not settings.watches(point.service) or point.metric not in (
                 settings.usage_metric,
                 settings.limit_metric,
@@ -238,7 +238,7 @@ class ConversionJudge:
 
     def __init__(self, slo: Slo) -> None:
         self._slo = slo
-        self._settings = _settings(slo)
+        self._settings = slo.telemetry_settings
         self._history: deque[tuple[int, int, int]] = deque()  # good minutes: (end, starts, dones)
         self._starts = 0
         self._dones = 0
@@ -278,13 +278,8 @@ class ConversionJudge:
             self._dones -= dones
 
 
-def _settings(slo: Slo) -> TelemetrySettings:
-    assert slo.telemetry is not None, f"{slo.name} is not a telemetry SLO"
-    return slo.telemetry
-
-
 def _ratio(slos: list[Slo], name: str) -> float:
     for slo in slos:
         if slo.name == name:
-            return float(_settings(slo).saturation_ratio)
+            return float(slo.telemetry_settings.saturation_ratio)
     raise KeyError(name)
